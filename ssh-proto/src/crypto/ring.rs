@@ -1,0 +1,397 @@
+//! The default provider, built on `ring`: the fastest AES-GCM we have (hand-written
+//! assembly with AES-NI and carry-less multiply), plus ChaCha20-Poly1305 in OpenSSH's
+//! construction, HMAC, SHA-2, Ed25519, and RSA and P-256 verification.
+//!
+//! Everything that touches packet data works in place and allocates nothing per call.
+//! Signature verification gets peer data (keys and signatures) and answers `false` for
+//! anything malformed; nothing here panics on what a peer sends.
+//!
+//! `ring` does not wipe its key schedules when they drop; that is a property of the
+//! crate, not something this wrapper can change. The pure-Rust provider does wipe them.
+
+use ring::aead::chacha20_poly1305_openssh as openssh;
+use ring::{aead, digest, hmac, signature};
+
+use crate::crypto::{
+    AesGcmKey, ChaChaPolyKey, CryptoProvider, Digest, HashAlg, Hasher, HmacKey, Unauthentic,
+    VerifyKey,
+};
+use crate::wire::Reader;
+
+/// The `ring` provider. Stateless: every key it returns carries its own state.
+#[derive(Debug, Clone, Copy)]
+pub struct Ring;
+
+/// The smallest RSA modulus accepted, in bytes after leading zeros are stripped.
+///
+/// 256 bytes is the smallest byte length that `ring`'s 2048-bit floor admits (it compares
+/// the modulus length rounded up to whole bytes). Both providers use the same bounds so a
+/// key verifies under one exactly when it verifies under the other.
+const RSA_MIN_MODULUS_BYTES: usize = 256;
+
+/// The largest RSA modulus accepted: 8192 bits, `ring`'s ceiling. The caller should have
+/// refused a bigger key already (verification cost grows with the cube of the size).
+const RSA_MAX_MODULUS_BYTES: usize = 1024;
+
+impl CryptoProvider for Ring {
+    fn name(&self) -> &'static str {
+        "ring"
+    }
+
+    fn hash(&self, alg: HashAlg) -> Box<dyn Hasher> {
+        Box::new(RingHasher(digest::Context::new(digest_alg(alg))))
+    }
+
+    fn hmac(&self, alg: HashAlg, key: &[u8]) -> Box<dyn HmacKey> {
+        let alg = match alg {
+            HashAlg::Sha256 => hmac::HMAC_SHA256,
+            HashAlg::Sha512 => hmac::HMAC_SHA512,
+        };
+        Box::new(RingHmac(hmac::Key::new(alg, key)))
+    }
+
+    fn aes_gcm(&self, key: &[u8]) -> Option<Box<dyn AesGcmKey>> {
+        let alg = match key.len() {
+            16 => &aead::AES_128_GCM,
+            32 => &aead::AES_256_GCM,
+            _ => return None,
+        };
+        let key = aead::UnboundKey::new(alg, key).ok()?;
+        Some(Box::new(RingGcm(aead::LessSafeKey::new(key))))
+    }
+
+    fn chacha20_poly1305(&self, key: &[u8; 64]) -> Box<dyn ChaChaPolyKey> {
+        // `ring` takes the 64 bytes as OpenSSH lays them out: K_2 (payload and Poly1305
+        // key) first, K_1 (length) second.
+        Box::new(RingChaCha {
+            seal: openssh::SealingKey::new(key),
+            open: openssh::OpeningKey::new(key),
+        })
+    }
+
+    fn ed25519_public(&self, seed: &[u8; 32]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(signature::KeyPair::public_key(&ed25519_pair(seed)).as_ref());
+        out
+    }
+
+    fn ed25519_sign(&self, seed: &[u8; 32], msg: &[u8]) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out.copy_from_slice(ed25519_pair(seed).sign(msg).as_ref());
+        out
+    }
+
+    fn verify(&self, key: VerifyKey<'_>, msg: &[u8], sig: &[u8]) -> bool {
+        match key {
+            VerifyKey::Ed25519(public) => {
+                // `ring` checks both lengths and rejects a non-canonical `S`.
+                signature::UnparsedPublicKey::new(&signature::ED25519, public)
+                    .verify(msg, sig)
+                    .is_ok()
+            }
+            VerifyKey::Rsa { n, e, hash } => verify_rsa(n, e, hash, msg, sig),
+            VerifyKey::EcdsaP256(point) => verify_ecdsa_p256(point, msg, sig),
+        }
+    }
+}
+
+fn digest_alg(alg: HashAlg) -> &'static digest::Algorithm {
+    match alg {
+        HashAlg::Sha256 => &digest::SHA256,
+        HashAlg::Sha512 => &digest::SHA512,
+    }
+}
+
+/// The key pair for an Ed25519 seed (RFC 8032 section 5.1.5).
+fn ed25519_pair(seed: &[u8; 32]) -> signature::Ed25519KeyPair {
+    // `from_seed_unchecked` fails only for a seed that is not 32 bytes, which the type
+    // rules out. "Unchecked" means there is no public key to compare against.
+    signature::Ed25519KeyPair::from_seed_unchecked(seed)
+        .expect("ring accepts every 32-byte Ed25519 seed")
+}
+
+struct RingHasher(digest::Context);
+
+impl Hasher for RingHasher {
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    fn finish(self: Box<Self>) -> Digest {
+        Digest::new(self.0.finish().as_ref())
+    }
+}
+
+struct RingHmac(hmac::Key);
+
+impl RingHmac {
+    fn tag(&self, parts: &[&[u8]]) -> hmac::Tag {
+        let mut ctx = hmac::Context::with_key(&self.0);
+        for part in parts {
+            ctx.update(part);
+        }
+        ctx.sign()
+    }
+}
+
+impl HmacKey for RingHmac {
+    fn sign(&self, parts: &[&[u8]]) -> Digest {
+        Digest::new(self.tag(parts).as_ref())
+    }
+
+    fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> Result<(), Unauthentic> {
+        // `ring::hmac::verify` takes one contiguous input; the parts (sequence number and
+        // packet) are not contiguous, so compute the tag and compare it here.
+        if constant_time_eq(self.tag(parts).as_ref(), tag) { Ok(()) } else { Err(Unauthentic) }
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths, which are public
+/// (the MAC length is fixed by the negotiated algorithm). `black_box` stops the compiler
+/// from turning the loop into an early exit at the first difference.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut diff = 0u8;
+    for (x, y) in a.iter().zip(b) {
+        diff = core::hint::black_box(diff | (x ^ y));
+    }
+    diff == 0
+}
+
+struct RingGcm(aead::LessSafeKey);
+
+impl AesGcmKey for RingGcm {
+    fn seal_in_place(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
+        // The nonce is unique per key because the SSH layer derives it from a counter that
+        // never repeats within one key (RFC 5647 section 7.1).
+        let nonce = aead::Nonce::assume_unique_for_key(*nonce);
+        match self.0.seal_in_place_separate_tag(nonce, aead::Aad::from(aad), data) {
+            Ok(tag) => tag_bytes(tag.as_ref()),
+            Err(_) => {
+                // Only an input over GCM's limit of about 64 GiB fails, far beyond any SSH
+                // packet. Should it happen, send nothing readable: wipe the plaintext and
+                // give a tag that the peer will refuse.
+                data.fill(0);
+                [0; 16]
+            }
+        }
+    }
+
+    fn open_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: &[u8; 16],
+    ) -> Result<(), Unauthentic> {
+        let nonce = aead::Nonce::assume_unique_for_key(*nonce);
+        self.0
+            .open_in_place_separate_tag(
+                nonce,
+                aead::Aad::from(aad),
+                aead::Tag::from(*tag),
+                data,
+                0..,
+            )
+            .map(|_| ())
+            .map_err(|_| Unauthentic)
+    }
+}
+
+fn tag_bytes(tag: &[u8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    if let Some(head) = tag.get(..16) {
+        out.copy_from_slice(head);
+    }
+    out
+}
+
+struct RingChaCha {
+    seal: openssh::SealingKey,
+    open: openssh::OpeningKey,
+}
+
+impl ChaChaPolyKey for RingChaCha {
+    fn decrypt_length(&self, seq: u32, encrypted: [u8; 4]) -> [u8; 4] {
+        self.open.decrypt_packet_length(seq, encrypted)
+    }
+
+    fn seal_in_place(&self, seq: u32, packet: &mut [u8]) -> [u8; 16] {
+        if packet.len() < openssh::PACKET_LENGTH_LEN {
+            // A packet always starts with its 4-byte length; anything shorter is a caller
+            // bug. `ring` would panic, so answer as for a failed seal: nothing readable
+            // and a tag the peer will refuse.
+            packet.fill(0);
+            return [0; 16];
+        }
+        let mut tag = [0u8; openssh::TAG_LEN];
+        self.seal.seal_in_place(seq, packet, &mut tag);
+        tag
+    }
+
+    fn open_in_place(
+        &self,
+        seq: u32,
+        packet: &mut [u8],
+        tag: &[u8; 16],
+    ) -> Result<(), Unauthentic> {
+        // `ring` checks the tag before it decrypts, and fails a packet shorter than its
+        // length field instead of panicking.
+        self.open.open_in_place(seq, packet, tag).map(|_| ()).map_err(|_| Unauthentic)
+    }
+}
+
+/// RSA PKCS#1 v1.5 (RFC 8017 section 8.2.2) with SHA-256 or SHA-512, as `rsa-sha2-256`
+/// and `rsa-sha2-512` use it (RFC 8332 section 3).
+fn verify_rsa(n: &[u8], e: &[u8], hash: HashAlg, msg: &[u8], sig: &[u8]) -> bool {
+    // `ring` wants minimal encodings; a caller that kept an mpint's sign byte is harmless.
+    let n = strip_leading_zeros(n);
+    let e = strip_leading_zeros(e);
+    if !(RSA_MIN_MODULUS_BYTES..=RSA_MAX_MODULUS_BYTES).contains(&n.len()) {
+        return false;
+    }
+
+    // RFC 4253 section 6.6 sends the signature as an integer "without lengths or padding",
+    // so it may be shorter than the modulus; OpenSSH pads it on the left and so do we.
+    let mut padded = [0u8; RSA_MAX_MODULUS_BYTES];
+    let Some(sig) = left_pad(sig, &mut padded, n.len()) else {
+        return false;
+    };
+
+    let params = match hash {
+        HashAlg::Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        HashAlg::Sha512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+    };
+    signature::RsaPublicKeyComponents { n, e }.verify(params, msg, sig).is_ok()
+}
+
+/// ECDSA over P-256 with SHA-256 (RFC 5656 section 3.1.2, `ecdsa-sha2-nistp256`).
+fn verify_ecdsa_p256(point: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    // RFC 5656 section 3.1 sends the uncompressed form; refuse the compressed one so both
+    // providers accept exactly the same keys.
+    if point.len() != 65 || point.first() != Some(&0x04) {
+        return false;
+    }
+    let Some(fixed) = ecdsa_fixed_signature(sig) else {
+        return false;
+    };
+    signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+        .verify(msg, &fixed)
+        .is_ok()
+}
+
+/// Turns the SSH signature blob `mpint r || mpint s` (RFC 5656 section 3.1.2) into the
+/// fixed-width `r || s` of 32 bytes each.
+///
+/// Negative and non-minimal mpints, values wider than 32 bytes and trailing bytes are all
+/// refused. Range checks against the group order are left to `ring`.
+fn ecdsa_fixed_signature(sig: &[u8]) -> Option<[u8; 64]> {
+    let mut blob = Reader::new(sig);
+    let r = blob.mpint_positive("ecdsa r").ok()?;
+    let s = blob.mpint_positive("ecdsa s").ok()?;
+    blob.finish().ok()?;
+
+    let mut out = [0u8; 64];
+    let (r_out, s_out) = out.split_at_mut(32);
+    left_pad(r, r_out, 32)?;
+    left_pad(s, s_out, 32)?;
+    Some(out)
+}
+
+fn strip_leading_zeros(mut bytes: &[u8]) -> &[u8] {
+    while let [0, rest @ ..] = bytes {
+        bytes = rest;
+    }
+    bytes
+}
+
+/// Writes `value` right-aligned into the first `width` bytes of `buf`, zeros on the left,
+/// and returns those bytes; `None` if `value` is wider than `width` or `buf` too short.
+fn left_pad<'a>(value: &[u8], buf: &'a mut [u8], width: usize) -> Option<&'a [u8]> {
+    let out = buf.get_mut(..width)?;
+    let start = width.checked_sub(value.len())?;
+    let (zeros, tail) = out.split_at_mut(start);
+    zeros.fill(0);
+    tail.copy_from_slice(value);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mpint(v: &[u8]) -> Vec<u8> {
+        let mut out = (v.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(v);
+        out
+    }
+
+    #[test]
+    fn ecdsa_blob_parsing() {
+        let mut r = [0x11u8; 32];
+        r[0] = 0x7f;
+        let s = [0x22u8; 31];
+        let blob = [mpint(&r), mpint(&s)].concat();
+        let fixed = ecdsa_fixed_signature(&blob).unwrap();
+        assert_eq!(fixed[..32], r);
+        assert_eq!(fixed[32], 0);
+        assert_eq!(fixed[33..], s);
+
+        // A high bit needs the 0x00 sign byte, and then 33 bytes are fine.
+        let high = [0x80u8; 32];
+        let blob = [mpint(&[&[0][..], &high[..]].concat()), mpint(&s)].concat();
+        assert_eq!(ecdsa_fixed_signature(&blob).unwrap()[..32], high);
+
+        let negative = [mpint(&high), mpint(&s)].concat();
+        let wide = [mpint(&[&[1][..], &r[..]].concat()), mpint(&s)].concat();
+        let padded = [mpint(&[&[0][..], &r[..]].concat()), mpint(&s)].concat();
+        let trailing = [mpint(&r), mpint(&s), vec![0]].concat();
+        for bad in [negative, wide, padded, trailing, mpint(&r), Vec::new()] {
+            assert_eq!(ecdsa_fixed_signature(&bad), None);
+        }
+    }
+
+    #[test]
+    fn padding_helpers() {
+        assert_eq!(strip_leading_zeros(&[0, 0, 1, 0]), [1, 0]);
+        assert_eq!(strip_leading_zeros(&[0, 0]), [0u8; 0]);
+        let mut buf = [0xffu8; 8];
+        assert_eq!(left_pad(&[1, 2], &mut buf, 4), Some(&[0, 0, 1, 2][..]));
+        assert_eq!(left_pad(&[1, 2, 3], &mut buf, 2), None);
+        assert_eq!(left_pad(&[1], &mut buf, 9), None);
+    }
+
+    #[test]
+    fn constant_time_eq_compares() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn chacha_short_packets_do_not_panic() {
+        let key = Ring.chacha20_poly1305(&[3; 64]);
+        let mut short = [1u8, 2, 3];
+        assert_eq!(key.seal_in_place(0, &mut short), [0; 16]);
+        assert_eq!(short, [0; 3]);
+        assert_eq!(key.open_in_place(0, &mut short, &[0; 16]), Err(Unauthentic));
+    }
+
+    #[test]
+    fn verify_refuses_garbage_without_panicking() {
+        let msg = b"m";
+        for sig in [&[][..], &[0u8; 3][..], &[0xffu8; 64][..], &[0u8; 2000][..]] {
+            assert!(!Ring.verify(VerifyKey::Ed25519(&[0; 32]), msg, sig));
+            assert!(!Ring.verify(VerifyKey::Ed25519(&[0; 5]), msg, sig));
+            assert!(!Ring.verify(VerifyKey::EcdsaP256(&[4; 65]), msg, sig));
+            assert!(!Ring.verify(VerifyKey::EcdsaP256(&[]), msg, sig));
+            for n in [&[][..], &[0xff; 256][..], &[0xff; 1025][..]] {
+                let key = VerifyKey::Rsa { n, e: &[1, 0, 1], hash: HashAlg::Sha256 };
+                assert!(!Ring.verify(key, msg, sig));
+            }
+        }
+    }
+}

@@ -1,1 +1,10 @@
-//! placeholder
+//! The gateway: drives `ssh-proto` connections over real sockets.
+//!
+//! Today this crate holds what the `gateway` command needs to reach a server and report
+//! what it negotiated (`gateway probe`) and to show the protocol working end to end
+//! (`gateway demo`). The event loop that forwards many channels arrives with the
+//! connection protocol.
+
+pub mod blocking;
+pub mod options;
+pub mod rng;

@@ -65,6 +65,18 @@ pub struct ExtInfo {
     pub ping: bool,
 }
 
+/// Traffic counters over the life of a connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes put on the wire and taken off it, packet framing and MACs included.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    /// Key exchanges finished after the first.
+    pub rekeys: u64,
+}
+
 /// One message for the layer above, decrypted in the caller's buffer.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Packet<'b> {
@@ -156,6 +168,7 @@ pub struct Transport {
     preauth_bytes: u64,
     preauth_packets: u64,
     counters: RekeyCounters,
+    stats: Stats,
     timers: TimerTable,
     last_now: Instant,
     events: VecDeque<Event>,
@@ -210,6 +223,7 @@ impl Transport {
             preauth_bytes: 0,
             preauth_packets: 0,
             counters: RekeyCounters::new(now),
+            stats: Stats::default(),
             timers,
             last_now: now,
             events: VecDeque::new(),
@@ -275,6 +289,10 @@ impl Transport {
     pub fn set_authenticated(&mut self) {
         self.authenticated = true;
         self.timers.stop(Timer::PreAuth);
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -431,6 +449,8 @@ impl Transport {
             Err(e) => return Err(self.fail(e)),
         };
         self.counters.received(len);
+        self.stats.bytes_received += len as u64;
+        self.stats.packets_received += 1;
         if !self.authenticated {
             self.preauth_bytes = self.preauth_bytes.saturating_add(len as u64);
             self.preauth_packets += 1;
@@ -502,6 +522,8 @@ impl Transport {
     fn seal(&mut self, fill: impl FnOnce(&mut Vec<u8>)) {
         let n = self.sealer.seal_with(&mut self.out, fill);
         self.counters.sent(n);
+        self.stats.bytes_sent += n as u64;
+        self.stats.packets_sent += 1;
     }
 
     fn random<const N: usize>(&mut self) -> Zeroizing<[u8; N]> {
@@ -546,7 +568,7 @@ impl Transport {
             first,
             self.config.strict_kex,
         );
-        self.sealer.seal_with(&mut self.out, |p| p.put_raw(&ours));
+        self.seal(|p| p.put_raw(&ours));
         self.timers.set(Timer::Kex, now + self.config.kex_timeout);
         self.timers.stop(Timer::Rekey);
         self.kex = Some(Box::new(KexRun {
@@ -775,7 +797,7 @@ impl Transport {
                 };
                 run.client_secret = Some(secret);
                 run.step = Step::AwaitReply;
-                self.sealer.seal_with(&mut self.out, |p| {
+                self.seal(|p| {
                     p.put_u8(MessageNumber::KEX_ECDH_INIT.0);
                     p.put_string(&q_c);
                 });
@@ -841,7 +863,7 @@ impl Transport {
             .map_err(|_| Error::Misuse("the host key cannot sign with the negotiated algorithm"))?;
         let keys = kex::session_keys(provider, self.role, &negotiated, &k, &h, &session_id);
 
-        self.sealer.seal_with(&mut self.out, |p| {
+        self.seal(|p| {
             p.put_u8(MessageNumber::KEX_ECDH_REPLY.0);
             p.put_string(&k_s);
             p.put_string(&q_s);
@@ -913,7 +935,7 @@ impl Transport {
 
     /// Sends NEWKEYS, switches outgoing keys, and releases held messages.
     fn send_newkeys(&mut self, outgoing: &DirectionKeys) -> Result<(), Error> {
-        self.sealer.seal_with(&mut self.out, |p| p.put_u8(MessageNumber::NEWKEYS.0));
+        self.seal(|p| p.put_u8(MessageNumber::NEWKEYS.0));
         let pad = *self.random::<255>();
         self.sealer.install(self.config.provider, outgoing, pad)?;
         if self.strict {
@@ -954,6 +976,7 @@ impl Transport {
         }
 
         let rekey = self.first_kex_done;
+        self.stats.rekeys += u64::from(rekey);
         if !rekey && self.role == Role::Client {
             self.ext_info_window = true;
         }

@@ -87,6 +87,7 @@ pub enum VersionError {
 }
 
 impl VersionError {
+    /// Whose fault the failure is.
     pub fn fault(&self) -> Fault {
         match self {
             Self::UnsupportedVersion(_) => Fault::Incompatible,
@@ -125,9 +126,9 @@ impl fmt::Display for VersionError {
                 f.write_str("peer did not start with an SSH version line (\"SSH-2.0-...\")")
             }
             Self::NulInVersionLine => f.write_str("peer sent a version line containing a NUL byte"),
-            Self::StrayCarriageReturn => f.write_str(
-                "peer sent a version line with a carriage return before its end",
-            ),
+            Self::StrayCarriageReturn => {
+                f.write_str("peer sent a version line with a carriage return before its end")
+            }
             Self::Malformed(what) => write!(f, "peer sent a malformed version line: {what}"),
             Self::UnsupportedVersion(v) => write!(
                 f,
@@ -152,7 +153,9 @@ impl std::error::Error for VersionError {}
 /// is our half of the exchange hash (`V_C` or `V_S`).
 pub fn version_line(software: &str, comment: Option<&str>) -> Result<Vec<u8>, VersionError> {
     if software.is_empty() {
-        return Err(VersionError::InvalidLocalVersion("the software name is empty"));
+        return Err(VersionError::InvalidLocalVersion(
+            "the software name is empty",
+        ));
     }
     if !software.bytes().all(|b| b.is_ascii_graphic() && b != b'-') {
         return Err(VersionError::InvalidLocalVersion(
@@ -179,7 +182,9 @@ pub fn version_line(software: &str, comment: Option<&str>) -> Result<Vec<u8>, Ve
     }
     line.extend_from_slice(b"\r\n");
     if line.len() > MAX_VERSION_LINE {
-        return Err(VersionError::InvalidLocalVersion("the line is longer than 255 bytes"));
+        return Err(VersionError::InvalidLocalVersion(
+            "the line is longer than 255 bytes",
+        ));
     }
     Ok(line)
 }
@@ -199,7 +204,9 @@ impl PeerVersion {
     /// Checks a complete line, terminator already removed. The reader has already refused
     /// NUL, stray CR and overlong lines, and seen that it starts with `SSH-`.
     fn parse(line: Vec<u8>, preamble_lines: usize) -> Result<Self, VersionError> {
-        let rest = line.strip_prefix(PREFIX).ok_or(VersionError::NotAVersionLine)?;
+        let rest = line
+            .strip_prefix(PREFIX)
+            .ok_or(VersionError::NotAVersionLine)?;
         let (protocol, software_and_comments) =
             split_once(rest, b'-').ok_or(VersionError::Malformed("no '-' after the version"))?;
 
@@ -221,7 +228,9 @@ impl PeerVersion {
         // ended the protocol version, so a later one is unambiguous; old releases of some
         // implementations send one, and refusing them would gain nothing.
         if !software.iter().all(u8::is_ascii_graphic) {
-            return Err(VersionError::Malformed("the software version is not printable ASCII"));
+            return Err(VersionError::Malformed(
+                "the software version is not printable ASCII",
+            ));
         }
 
         // A suffix of `line` is never longer than `line`.
@@ -593,7 +602,10 @@ mod tests {
         ] {
             let err = read(Role::Client, line).unwrap_err();
             assert_eq!(err, VersionError::UnsupportedVersion(shown.into()));
-            assert_eq!(err.reason(), DisconnectReason::PROTOCOL_VERSION_NOT_SUPPORTED);
+            assert_eq!(
+                err.reason(),
+                DisconnectReason::PROTOCOL_VERSION_NOT_SUPPORTED
+            );
             assert_eq!(err.fault(), Fault::Incompatible);
         }
         let err = read(Role::Server, b"SSH-1.5-OpenSSH_3.4\r\n").unwrap_err();
@@ -614,7 +626,10 @@ mod tests {
             b"SSH-\r\n",
         ] {
             let err = read(Role::Client, line).unwrap_err();
-            assert!(matches!(err, VersionError::Malformed(_)), "{line:?}: {err:?}");
+            assert!(
+                matches!(err, VersionError::Malformed(_)),
+                "{line:?}: {err:?}"
+            );
             assert_eq!(err.reason(), DisconnectReason::PROTOCOL_ERROR);
         }
     }
@@ -630,7 +645,10 @@ mod tests {
             let long = line_of_len(MAX_VERSION_LINE + 1, terminator);
             let err = read(Role::Server, &long).unwrap_err();
             assert_eq!(err, VersionError::VersionLineTooLong);
-            assert_eq!(err.to_string(), "peer sent a version line longer than 255 bytes");
+            assert_eq!(
+                err.to_string(),
+                "peer sent a version line longer than 255 bytes"
+            );
         }
 
         // The reader gives up as soon as the line cannot end in time, without waiting
@@ -662,11 +680,23 @@ mod tests {
         assert_eq!(err.fault(), Fault::Peer);
 
         // Also in the comments, and a NUL right where the terminator should be.
-        assert_eq!(read(Role::Server, b"SSH-2.0-x a\0b\r\n"), Err(VersionError::NulInVersionLine));
-        assert_eq!(read(Role::Server, b"SSH-2.0-x\0\r\n"), Err(VersionError::NulInVersionLine));
+        assert_eq!(
+            read(Role::Server, b"SSH-2.0-x a\0b\r\n"),
+            Err(VersionError::NulInVersionLine)
+        );
+        assert_eq!(
+            read(Role::Server, b"SSH-2.0-x\0\r\n"),
+            Err(VersionError::NulInVersionLine)
+        );
 
-        assert_eq!(read(Role::Client, b"SSH-2.0-x\ry\r\n"), Err(VersionError::StrayCarriageReturn));
-        assert_eq!(read(Role::Client, b"SSH-2.0-x\r\r\n"), Err(VersionError::StrayCarriageReturn));
+        assert_eq!(
+            read(Role::Client, b"SSH-2.0-x\ry\r\n"),
+            Err(VersionError::StrayCarriageReturn)
+        );
+        assert_eq!(
+            read(Role::Client, b"SSH-2.0-x\r\r\n"),
+            Err(VersionError::StrayCarriageReturn)
+        );
     }
 
     #[test]
@@ -698,11 +728,17 @@ mod tests {
         input.extend_from_slice(OPENSSH);
         let err = read(Role::Client, &input).unwrap_err();
         assert_eq!(err, VersionError::TooManyPreambleLines);
-        assert_eq!(err.to_string(), "peer sent more than 1024 lines before its version line");
+        assert_eq!(
+            err.to_string(),
+            "peer sent more than 1024 lines before its version line"
+        );
 
         // Empty lines count too.
         let input = b"\n".repeat(MAX_PREAMBLE_LINES + 1);
-        assert_eq!(read(Role::Client, &input), Err(VersionError::TooManyPreambleLines));
+        assert_eq!(
+            read(Role::Client, &input),
+            Err(VersionError::TooManyPreambleLines)
+        );
     }
 
     #[test]
@@ -774,7 +810,10 @@ mod tests {
                 },
             };
             assert_eq!(consumed, whole, "split {split}");
-            assert_eq!(version.as_bytes(), b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10");
+            assert_eq!(
+                version.as_bytes(),
+                b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10"
+            );
             assert_eq!(version.preamble_lines(), 2);
         }
 
@@ -811,7 +850,10 @@ mod tests {
 
     #[test]
     fn our_version_line() {
-        assert_eq!(version_line("gateway_0.1", None).unwrap(), b"SSH-2.0-gateway_0.1\r\n");
+        assert_eq!(
+            version_line("gateway_0.1", None).unwrap(),
+            b"SSH-2.0-gateway_0.1\r\n"
+        );
         let line = version_line("gateway_0.1", Some("built by CI")).unwrap();
         assert_eq!(line, b"SSH-2.0-gateway_0.1 built by CI\r\n");
 
@@ -832,13 +874,19 @@ mod tests {
             ("gateway", Some("new\r\nline")),
         ] {
             let err = version_line(software, comment).unwrap_err();
-            assert!(matches!(err, VersionError::InvalidLocalVersion(_)), "{software:?}");
+            assert!(
+                matches!(err, VersionError::InvalidLocalVersion(_)),
+                "{software:?}"
+            );
             assert_eq!(err.fault(), Fault::Caller);
         }
 
         // 255 bytes with CR LF is the limit.
         let software = "s".repeat(MAX_VERSION_LINE - 10);
-        assert_eq!(version_line(&software, None).unwrap().len(), MAX_VERSION_LINE);
+        assert_eq!(
+            version_line(&software, None).unwrap().len(),
+            MAX_VERSION_LINE
+        );
         let software = "s".repeat(MAX_VERSION_LINE - 9);
         assert!(version_line(&software, None).is_err());
     }

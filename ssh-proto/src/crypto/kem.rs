@@ -29,6 +29,12 @@ pub const MLKEM768_PUBLIC_LEN: usize = 1184;
 /// (FIPS 203 section 8).
 pub const MLKEM768_CIPHERTEXT_LEN: usize = 1088;
 
+/// A shared secret from X25519 or ML-KEM, wiped when dropped.
+pub type SharedSecret = Zeroizing<[u8; 32]>;
+
+/// An ML-KEM-768 ciphertext, on the heap: it is big and made once per key exchange.
+pub type MlKem768Ciphertext = Box<[u8; MLKEM768_CIPHERTEXT_LEN]>;
+
 /// The peer's value was malformed or gave an all-zero shared secret.
 ///
 /// The text says which check failed, for the disconnect message and the logs; it never
@@ -59,12 +65,10 @@ pub fn x25519_public(secret: &[u8; 32]) -> [u8; 32] {
 /// section 6.1 lets a party check for that, and RFC 8731 section 3 requires SSH to abort,
 /// because a peer that sends a low-order point would otherwise force a secret that anyone
 /// can compute.
-pub fn x25519_shared(
-    secret: &[u8; 32],
-    peer_public: &[u8],
-) -> Result<Zeroizing<[u8; 32]>, KexFailure> {
-    let peer: [u8; X25519_LEN] =
-        peer_public.try_into().map_err(|_| KexFailure("X25519 public key is not 32 bytes"))?;
+pub fn x25519_shared(secret: &[u8; 32], peer_public: &[u8]) -> Result<SharedSecret, KexFailure> {
+    let peer: [u8; X25519_LEN] = peer_public
+        .try_into()
+        .map_err(|_| KexFailure("X25519 public key is not 32 bytes"))?;
 
     let secret = StaticSecret::from(*secret);
     let shared = secret.diffie_hellman(&PublicKey::from(peer));
@@ -117,7 +121,7 @@ pub fn mlkem768_keygen(d: &[u8; 32], z: &[u8; 32]) -> (MlKem768Secret, Box<[u8; 
 pub fn mlkem768_encapsulate(
     public: &[u8],
     m: &[u8; 32],
-) -> Result<(Box<[u8; 1088]>, Zeroizing<[u8; 32]>), KexFailure> {
+) -> Result<(MlKem768Ciphertext, SharedSecret), KexFailure> {
     let encoded = Array::try_from(public)
         .map_err(|_| KexFailure("ML-KEM-768 public key is not 1184 bytes"))?;
     let key = ml_kem::ml_kem_768::EncapsulationKey::new(&encoded)
@@ -142,7 +146,7 @@ pub fn mlkem768_encapsulate(
 pub fn mlkem768_decapsulate(
     secret: &MlKem768Secret,
     ciphertext: &[u8],
-) -> Result<Zeroizing<[u8; 32]>, KexFailure> {
+) -> Result<SharedSecret, KexFailure> {
     let mut shared = secret
         .0
         .decapsulate_slice(ciphertext)
@@ -151,7 +155,7 @@ pub fn mlkem768_decapsulate(
 }
 
 /// Moves an ML-KEM shared key into a wiped-on-drop array and wipes the original.
-fn take_shared(shared: &mut ml_kem::SharedKey) -> Zeroizing<[u8; 32]> {
+fn take_shared(shared: &mut ml_kem::SharedKey) -> SharedSecret {
     let mut out = Zeroizing::new([0u8; 32]);
     out.copy_from_slice(shared.as_slice());
     shared.as_mut_slice().zeroize();
@@ -223,7 +227,9 @@ mod tests {
         bad[1] |= 0x0f;
         assert_eq!(
             mlkem768_encapsulate(&bad[..], &[0; 32]).map(|_| ()),
-            Err(KexFailure("ML-KEM-768 public key fails the FIPS 203 modulus check"))
+            Err(KexFailure(
+                "ML-KEM-768 public key fails the FIPS 203 modulus check"
+            ))
         );
     }
 

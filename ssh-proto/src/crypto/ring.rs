@@ -142,7 +142,11 @@ impl HmacKey for RingHmac {
     fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> Result<(), Unauthentic> {
         // `ring::hmac::verify` takes one contiguous input; the parts (sequence number and
         // packet) are not contiguous, so compute the tag and compare it here.
-        if constant_time_eq(self.tag(parts).as_ref(), tag) { Ok(()) } else { Err(Unauthentic) }
+        if constant_time_eq(self.tag(parts).as_ref(), tag) {
+            Ok(())
+        } else {
+            Err(Unauthentic)
+        }
     }
 }
 
@@ -167,7 +171,10 @@ impl AesGcmKey for RingGcm {
         // The nonce is unique per key because the SSH layer derives it from a counter that
         // never repeats within one key (RFC 5647 section 7.1).
         let nonce = aead::Nonce::assume_unique_for_key(*nonce);
-        match self.0.seal_in_place_separate_tag(nonce, aead::Aad::from(aad), data) {
+        match self
+            .0
+            .seal_in_place_separate_tag(nonce, aead::Aad::from(aad), data)
+        {
             Ok(tag) => tag_bytes(tag.as_ref()),
             Err(_) => {
                 // Only an input over GCM's limit of about 64 GiB fails, far beyond any SSH
@@ -239,7 +246,10 @@ impl ChaChaPolyKey for RingChaCha {
     ) -> Result<(), Unauthentic> {
         // `ring` checks the tag before it decrypts, and fails a packet shorter than its
         // length field instead of panicking.
-        self.open.open_in_place(seq, packet, tag).map(|_| ()).map_err(|_| Unauthentic)
+        self.open
+            .open_in_place(seq, packet, tag)
+            .map(|_| ())
+            .map_err(|_| Unauthentic)
     }
 }
 
@@ -264,7 +274,9 @@ fn verify_rsa(n: &[u8], e: &[u8], hash: HashAlg, msg: &[u8], sig: &[u8]) -> bool
         HashAlg::Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
         HashAlg::Sha512 => &signature::RSA_PKCS1_2048_8192_SHA512,
     };
-    signature::RsaPublicKeyComponents { n, e }.verify(params, msg, sig).is_ok()
+    signature::RsaPublicKeyComponents { n, e }
+        .verify(params, msg, sig)
+        .is_ok()
 }
 
 /// ECDSA over P-256 with SHA-256 (RFC 5656 section 3.1.2, `ecdsa-sha2-nistp256`).
@@ -389,7 +401,11 @@ mod tests {
             assert!(!Ring.verify(VerifyKey::EcdsaP256(&[4; 65]), msg, sig));
             assert!(!Ring.verify(VerifyKey::EcdsaP256(&[]), msg, sig));
             for n in [&[][..], &[0xff; 256][..], &[0xff; 1025][..]] {
-                let key = VerifyKey::Rsa { n, e: &[1, 0, 1], hash: HashAlg::Sha256 };
+                let key = VerifyKey::Rsa {
+                    n,
+                    e: &[1, 0, 1],
+                    hash: HashAlg::Sha256,
+                };
                 assert!(!Ring.verify(key, msg, sig));
             }
         }

@@ -74,11 +74,15 @@ impl CryptoProvider for RustCrypto {
     }
 
     fn ed25519_public(&self, seed: &[u8; 32]) -> [u8; 32] {
-        ed25519_dalek::SigningKey::from_bytes(seed).verifying_key().to_bytes()
+        ed25519_dalek::SigningKey::from_bytes(seed)
+            .verifying_key()
+            .to_bytes()
     }
 
     fn ed25519_sign(&self, seed: &[u8; 32], msg: &[u8]) -> [u8; 64] {
-        ed25519_dalek::SigningKey::from_bytes(seed).sign(msg).to_bytes()
+        ed25519_dalek::SigningKey::from_bytes(seed)
+            .sign(msg)
+            .to_bytes()
     }
 
     fn verify(&self, key: VerifyKey<'_>, msg: &[u8], sig: &[u8]) -> bool {
@@ -137,7 +141,9 @@ where
 
     fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> Result<(), Unauthentic> {
         // `verify_slice` compares in constant time and refuses a tag of the wrong length.
-        self.absorb(parts).verify_slice(tag).map_err(|_| Unauthentic)
+        self.absorb(parts)
+            .verify_slice(tag)
+            .map_err(|_| Unauthentic)
     }
 }
 
@@ -145,8 +151,10 @@ struct Gcm<A>(A);
 
 impl<A> AesGcmKey for Gcm<A>
 where
-    A: aes_gcm::AeadInOut<NonceSize = aes_gcm::aead::consts::U12, TagSize = aes_gcm::aead::consts::U16>
-        + Send,
+    A: aes_gcm::AeadInOut<
+            NonceSize = aes_gcm::aead::consts::U12,
+            TagSize = aes_gcm::aead::consts::U16,
+        > + Send,
 {
     fn seal_in_place(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
         let nonce = aes_gcm::Nonce::from(*nonce);
@@ -171,7 +179,9 @@ where
         // `aes-gcm` checks the tag in constant time before it decrypts anything.
         let nonce = aes_gcm::Nonce::from(*nonce);
         let tag = aes_gcm::Tag::from(*tag);
-        self.0.decrypt_inout_detached(&nonce, aad, data.into(), &tag).map_err(|_| Unauthentic)
+        self.0
+            .decrypt_inout_detached(&nonce, aad, data.into(), &tag)
+            .map_err(|_| Unauthentic)
     }
 }
 
@@ -314,11 +324,13 @@ fn verify_rsa(n: &[u8], e: &[u8], hash: HashAlg, msg: &[u8], sig: &[u8]) -> bool
     match hash {
         HashAlg::Sha256 => {
             let scheme = rsa::Pkcs1v15Sign::new::<Sha256>();
-            key.verify(scheme, &<Sha256 as sha2::Digest>::digest(msg), sig).is_ok()
+            key.verify(scheme, &<Sha256 as sha2::Digest>::digest(msg), sig)
+                .is_ok()
         }
         HashAlg::Sha512 => {
             let scheme = rsa::Pkcs1v15Sign::new::<Sha512>();
-            key.verify(scheme, &<Sha512 as sha2::Digest>::digest(msg), sig).is_ok()
+            key.verify(scheme, &<Sha512 as sha2::Digest>::digest(msg), sig)
+                .is_ok()
         }
     }
 }
@@ -416,7 +428,9 @@ mod tests {
         key[32..].fill(0x01);
         let seq = 0x0102_0304;
         let mut packet = [0u8; 4 + 64];
-        RustCrypto.chacha20_poly1305(&key).seal_in_place(seq, &mut packet);
+        RustCrypto
+            .chacha20_poly1305(&key)
+            .seal_in_place(seq, &mut packet);
 
         let nonce = ChaChaPoly::nonce(seq);
         assert_eq!(nonce.as_slice(), [0, 0, 0, 0, 1, 2, 3, 4]);
@@ -446,7 +460,11 @@ mod tests {
             assert!(!RustCrypto.verify(VerifyKey::EcdsaP256(&[4; 65]), msg, sig));
             assert!(!RustCrypto.verify(VerifyKey::EcdsaP256(&[]), msg, sig));
             for n in [&[][..], &[0xff; 256][..], &[0xff; 1025][..]] {
-                let key = VerifyKey::Rsa { n, e: &[1, 0, 1], hash: HashAlg::Sha256 };
+                let key = VerifyKey::Rsa {
+                    n,
+                    e: &[1, 0, 1],
+                    hash: HashAlg::Sha256,
+                };
                 assert!(!RustCrypto.verify(key, msg, sig));
             }
         }

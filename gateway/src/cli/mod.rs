@@ -1,0 +1,55 @@
+//! Command line dispatch.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+mod demo;
+mod probe;
+
+const USAGE: &str = "\
+usage: gateway probe [-p PORT] [-o KEY=VALUE]... [-v] HOST
+       gateway demo
+       gateway help | --version
+
+  probe   connect to HOST, complete key exchange, and print what was negotiated
+          and the server's host key fingerprint; -o takes KexAlgorithms, Ciphers,
+          MACs and HostKeyAlgorithms in ssh_config(5) syntax (+, - and ^ prefixes)
+  demo    run an in-process client and server over loopback through a handshake,
+          a stream of data and several rekeys, and print what they did";
+
+/// Runs the command; an `Err` is printed as one line and exits 255.
+pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
+    let mut args = args.into_iter();
+    let Some(command) = args.next() else {
+        eprintln!("{USAGE}");
+        return Ok(ExitCode::from(255));
+    };
+    let rest: Vec<OsString> = args.collect();
+    match command.to_str() {
+        Some("probe") => probe::run(rest),
+        Some("demo") => demo::run(rest),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("--version" | "-V") => {
+            println!("gateway {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => Err(format!("unknown command '{}'; try 'gateway help'", command.to_string_lossy())),
+    }
+}
+
+/// Turns on logging to stderr: `-v` shows debug messages, `-vv` and more trace.
+pub fn init_logging(verbosity: u8) {
+    let level = match verbosity {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    let _ = env_logger::Builder::new()
+        .filter_level(level)
+        .format_timestamp(None)
+        .format_target(false)
+        .try_init();
+}

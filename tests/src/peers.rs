@@ -1,0 +1,1059 @@
+//! Real SSH peers for interop tests: finds their programs, starts OpenSSH and Dropbear
+//! servers on free loopback ports in throwaway folders, and runs client programs with a
+//! timeout.
+//!
+//! `tests/install-peers.sh` installs the peers and writes their paths to
+//! `target/peers/env.sh`; `tests/run.sh` sources that file, and a plain `cargo test` reads
+//! it too. A test asks for what it needs and returns early on `None`:
+//!
+//! ```no_run
+//! use interop::peers::{OpenSsh, Sshd, server_banner};
+//!
+//! let Some(sshd) = Sshd::start(OpenSsh::V10_0, &["KexAlgorithms mlkem768x25519-sha256"]) else {
+//!     return; // not installed, and not under CI: a SKIPPED line was printed
+//! };
+//! assert!(server_banner(sshd.addr()).starts_with("SSH-2.0-OpenSSH_10.0"));
+//! ```
+//!
+//! Under `CI=true` a missing peer panics instead, so CI never passes by skipping.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long a server may take to start listening before the test fails.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How many free ports a server is tried on before giving up: another process can take a
+/// port between the moment it is picked and the moment the server binds it.
+const START_ATTEMPTS: usize = 5;
+/// How much of a server's log is printed when a test panics while the server runs.
+const LOG_TAIL_LINES: usize = 80;
+
+/// A peer's program (or folder), named after the `env.sh` variable that holds its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Peer {
+    /// OpenSSH 9.2 server, Debian's `openssh-server`.
+    Sshd92,
+    /// OpenSSH 9.2 client.
+    Ssh92,
+    /// OpenSSH 10.0 server, unpacked from bookworm-backports.
+    Sshd100,
+    /// OpenSSH 10.0 client, unpacked from bookworm-backports.
+    Ssh100,
+    /// The folder holding OpenSSH 10.0's `sshd-session` and `sshd-auth`.
+    Sshd100Libexec,
+    /// Dropbear server.
+    Dropbear,
+    /// Dropbear client.
+    Dbclient,
+    /// Dropbear's key generator.
+    Dropbearkey,
+    /// Dropbear's key converter (to and from OpenSSH's format).
+    Dropbearconvert,
+    /// PuTTY's command line client.
+    Plink,
+    /// PuTTY's key generator and converter.
+    Puttygen,
+    /// iperf3, the traffic source and sink for throughput tests.
+    Iperf3,
+    /// The Python of the venv holding asyncssh and paramiko.
+    PeerPython,
+    /// ssh-audit, from the same venv.
+    SshAudit,
+    /// The system's `ssh-keygen` (OpenSSH 9.2), used for host and client keys.
+    SshKeygen,
+}
+
+impl Peer {
+    /// Every peer, for listing what is installed.
+    pub const ALL: [Peer; 15] = [
+        Peer::Sshd92,
+        Peer::Ssh92,
+        Peer::Sshd100,
+        Peer::Ssh100,
+        Peer::Sshd100Libexec,
+        Peer::Dropbear,
+        Peer::Dbclient,
+        Peer::Dropbearkey,
+        Peer::Dropbearconvert,
+        Peer::Plink,
+        Peer::Puttygen,
+        Peer::Iperf3,
+        Peer::PeerPython,
+        Peer::SshAudit,
+        Peer::SshKeygen,
+    ];
+
+    /// The environment variable (and `env.sh` entry) that holds this peer's path.
+    pub const fn var(self) -> &'static str {
+        match self {
+            Peer::Sshd92 => "SSHD_92",
+            Peer::Ssh92 => "SSH_92",
+            Peer::Sshd100 => "SSHD_100",
+            Peer::Ssh100 => "SSH_100",
+            Peer::Sshd100Libexec => "SSHD_100_LIBEXEC",
+            Peer::Dropbear => "DROPBEAR",
+            Peer::Dbclient => "DBCLIENT",
+            Peer::Dropbearkey => "DROPBEARKEY",
+            Peer::Dropbearconvert => "DROPBEARCONVERT",
+            Peer::Plink => "PLINK",
+            Peer::Puttygen => "PUTTYGEN",
+            Peer::Iperf3 => "IPERF3",
+            Peer::PeerPython => "PEER_PYTHON",
+            Peer::SshAudit => "SSH_AUDIT",
+            Peer::SshKeygen => "SSH_KEYGEN",
+        }
+    }
+
+    /// Where Debian puts the program, for peers that come from a Debian package. Peers that
+    /// live under `PEERS_DIR` have none: only `env.sh` knows where they are.
+    const fn standard_path(self) -> Option<&'static str> {
+        match self {
+            Peer::Sshd92 => Some("/usr/sbin/sshd"),
+            Peer::Ssh92 => Some("/usr/bin/ssh"),
+            Peer::Dropbear => Some("/usr/sbin/dropbear"),
+            Peer::Dbclient => Some("/usr/bin/dbclient"),
+            Peer::Dropbearkey => Some("/usr/bin/dropbearkey"),
+            Peer::Dropbearconvert => Some("/usr/lib/dropbear/dropbearconvert"),
+            Peer::Plink => Some("/usr/bin/plink"),
+            Peer::Puttygen => Some("/usr/bin/puttygen"),
+            Peer::Iperf3 => Some("/usr/bin/iperf3"),
+            Peer::SshKeygen => Some("/usr/bin/ssh-keygen"),
+            Peer::Sshd100
+            | Peer::Ssh100
+            | Peer::Sshd100Libexec
+            | Peer::PeerPython
+            | Peer::SshAudit => None,
+        }
+    }
+}
+
+/// True when running under CI (`CI=true` or `CI=1`), where a missing peer is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// Reports that something a test needs is not there. Under CI this panics, so the test
+/// fails; elsewhere it prints a `SKIPPED` line to stderr and returns `None`, and the test
+/// returns early. Use it for any prerequisite, not only peer programs.
+pub fn unavailable<T>(what: &str) -> Option<T> {
+    if in_ci() {
+        panic!("{what}: run tests/install-peers.sh (CI=true, so this is a failure, not a skip)");
+    }
+    // Straight to the process's stderr: the test harness captures `eprintln!`, which
+    // would hide the skip unless the test failed.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED: {what}: run tests/install-peers.sh\n"
+    );
+    None
+}
+
+/// Finds a peer's path: its environment variable first, then the `env.sh` written by
+/// `install-peers.sh` (under `$PEERS_DIR`, default `<repo>/target/peers`), then Debian's
+/// standard path. The error says what is missing and where it was looked for.
+pub fn find(peer: Peer) -> Result<PathBuf, String> {
+    let var = peer.var();
+    let (path, source) = if let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+        (PathBuf::from(path), format!("${var}"))
+    } else if let Some(path) = env_sh().get(var) {
+        (
+            PathBuf::from(path),
+            format!("{var} in {}", env_sh_path().display()),
+        )
+    } else if let Some(path) = peer.standard_path() {
+        (PathBuf::from(path), "the standard path".to_owned())
+    } else {
+        return Err(format!(
+            "peer {var} missing (not set, and not in {})",
+            env_sh_path().display()
+        ));
+    };
+    if !path.exists() {
+        return Err(format!(
+            "peer {var} missing ({} from {source} does not exist)",
+            path.display()
+        ));
+    }
+    // Absolute, because sshd re-executes itself by the path it was started with.
+    Ok(std::path::absolute(&path).unwrap_or(path))
+}
+
+/// Finds a peer like [`find`]; when it is missing, see [`unavailable`].
+pub fn require(peer: Peer) -> Option<PathBuf> {
+    match find(peer) {
+        Ok(path) => Some(path),
+        Err(why) => unavailable(&why),
+    }
+}
+
+/// The repository root: the folder above the tests crate.
+pub fn repo_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+fn env_sh_path() -> PathBuf {
+    match std::env::var_os("PEERS_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("env.sh"),
+        None => repo_root().join("target/peers/env.sh"),
+    }
+}
+
+/// The `export NAME=VALUE` lines of `env.sh`, read once per test process.
+fn env_sh() -> &'static HashMap<String, String> {
+    static VARS: OnceLock<HashMap<String, String>> = OnceLock::new();
+    VARS.get_or_init(|| {
+        let text = fs::read_to_string(env_sh_path()).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| line.trim().strip_prefix("export "))
+            .filter_map(|assignment| assignment.split_once('='))
+            .map(|(name, value)| (name.to_owned(), shell_unquote(value)))
+            .collect()
+    })
+}
+
+/// Undoes the quoting of bash's `printf %q` for the characters that paths contain:
+/// backslash escapes and single quotes.
+fn shell_unquote(value: &str) -> String {
+    if let Some(inner) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+        return inner.to_owned();
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            out.extend(chars.next());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A folder under the system's temp folder with a unique name, removed with everything in
+/// it when dropped.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates `<temp>/interop-LABEL-PID-N-NANOS`. Panics if the temp folder is unusable.
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        for _ in 0..100 {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let name = format!("interop-{label}-{}-{n}-{nanos}", std::process::id());
+            let path = std::env::temp_dir().join(name);
+            match fs::create_dir(&path) {
+                Ok(()) => return TempDir { path },
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => panic!("cannot create {}: {e}", path.display()),
+            }
+        }
+        panic!("no unused temp folder name for {label}");
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A path inside the folder.
+    pub fn join(&self, relative: impl AsRef<Path>) -> PathBuf {
+        self.path.join(relative)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A loopback port that was free a moment ago. Another process may take it before the
+/// caller binds it, so servers retry with a new port when binding fails.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// Connects to an SSH server and returns its identification line (`SSH-2.0-...`, without
+/// the line ending), skipping any lines the server sends before it. Panics after 10 s.
+pub fn server_banner(addr: SocketAddr) -> String {
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("set read timeout");
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        let n = reader
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("read banner from {addr}: {e}"));
+        assert!(
+            n > 0,
+            "{addr} closed the connection before sending a banner"
+        );
+        if line.starts_with("SSH-") {
+            return line.trim_end_matches(['\r', '\n']).to_owned();
+        }
+    }
+}
+
+/// The name of the user the tests run as, who is the user they log in as.
+pub fn current_user() -> &'static str {
+    static USER: OnceLock<String> = OnceLock::new();
+    USER.get_or_init(|| {
+        let out = Command::new("id").arg("-un").output().expect("run id -un");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    })
+}
+
+/// A key pair in files: the private key's path and the public key's one line.
+#[derive(Debug, Clone)]
+pub struct KeyPair {
+    /// The key's algorithm name, as in the public key line (`ssh-ed25519`, `ssh-rsa`, ...).
+    pub algorithm: String,
+    /// The private key file, in OpenSSH's format (Dropbear's format for Dropbear's host key).
+    pub private_key: PathBuf,
+    /// The public key as one `authorized_keys` line: `ALGORITHM BASE64 COMMENT`.
+    pub public_key: String,
+}
+
+/// Generates a key pair without a passphrase with the system's `ssh-keygen`, as
+/// `dir/NAME` and `dir/NAME.pub`. `key_type` is `ed25519`, `rsa` or `ecdsa`.
+/// Returns `None` (or panics under CI) when `ssh-keygen` is missing.
+pub fn keygen(dir: &Path, name: &str, key_type: &str) -> Option<KeyPair> {
+    let ssh_keygen = require(Peer::SshKeygen)?;
+    let private_key = dir.join(name);
+    let out = run(
+        Command::new(ssh_keygen)
+            .args(["-q", "-t", key_type, "-N", "", "-C", name, "-f"])
+            .arg(&private_key),
+        Duration::from_secs(60),
+    );
+    assert!(out.success(), "ssh-keygen failed: {out}");
+    Some(read_key_pair(private_key))
+}
+
+fn read_key_pair(private_key: PathBuf) -> KeyPair {
+    let public_path = PathBuf::from(format!("{}.pub", private_key.display()));
+    let public_key = fs::read_to_string(&public_path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", public_path.display()))
+        .trim()
+        .to_owned();
+    let algorithm = public_key
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    KeyPair {
+        algorithm,
+        private_key,
+        public_key,
+    }
+}
+
+/// The RSA host key, made once per test process: generating one takes about a second,
+/// against milliseconds for Ed25519 and ECDSA. Holds (private file text, public line).
+fn shared_rsa_host_key() -> Option<&'static (String, String)> {
+    static KEY: OnceLock<(String, String)> = OnceLock::new();
+    if let Some(key) = KEY.get() {
+        return Some(key);
+    }
+    let dir = TempDir::new("rsa");
+    let pair = keygen(dir.path(), "ssh_host_rsa_key", "rsa")?;
+    let private = fs::read_to_string(&pair.private_key).expect("read RSA host key");
+    Some(KEY.get_or_init(|| (private, pair.public_key)))
+}
+
+/// What a client program did: its exit status and output, or that it was killed.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// The command line, for messages.
+    pub command: String,
+    /// The exit status; after a timeout, the status of the killed process.
+    pub status: ExitStatus,
+    /// Everything it wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// Everything it wrote to stderr.
+    pub stderr: Vec<u8>,
+    /// True when it ran past its timeout and was killed.
+    pub timed_out: bool,
+    /// How long it ran.
+    pub elapsed: Duration,
+}
+
+impl RunOutput {
+    /// Exited with status 0 before its timeout.
+    pub fn success(&self) -> bool {
+        !self.timed_out && self.status.success()
+    }
+
+    /// Stdout as text (invalid UTF-8 replaced).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Stderr as text (invalid UTF-8 replaced).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Shows everything, so `assert!(out.success(), "{out}")` explains a failure.
+impl fmt::Display for RunOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ending = if self.timed_out {
+            "was killed after its timeout".to_owned()
+        } else {
+            format!("exited with {}", self.status)
+        };
+        writeln!(f, "`{}` {ending} after {:?}", self.command, self.elapsed)?;
+        writeln!(f, "--- stdout:\n{}", self.stdout_text())?;
+        write!(f, "--- stderr:\n{}", self.stderr_text())
+    }
+}
+
+/// Runs a client program with stdin closed and returns its output; kills it (and its
+/// children) if it runs longer than `timeout`.
+pub fn run(command: &mut Command, timeout: Duration) -> RunOutput {
+    run_with_input(command, None, timeout)
+}
+
+/// Like [`run`], with `input` written to its stdin, which is then closed.
+pub fn run_with_input(command: &mut Command, input: Option<&[u8]>, timeout: Duration) -> RunOutput {
+    let description = describe(command);
+    let start = Instant::now();
+    let mut child = command
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so a timeout kills whatever it started too.
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `{description}`: {e}"));
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        let input = input.to_vec();
+        // A thread, so a program that does not read its input cannot block us.
+        thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+    let stdout = Collector::start(child.stdout.take());
+    let stderr = Collector::start(child.stderr.take());
+
+    let deadline = start + timeout;
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for client") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            kill_group(&mut child);
+            break child.wait().expect("wait for killed client");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    // The pipes close when the program and its children are gone. A child that escaped
+    // the process group could hold them open: give up on it after a short grace.
+    let grace = Instant::now() + Duration::from_secs(2);
+    while !(stdout.is_done() && stderr.is_done()) && Instant::now() < grace {
+        thread::sleep(Duration::from_millis(5));
+    }
+    RunOutput {
+        command: description,
+        status,
+        stdout: stdout.take(),
+        stderr: stderr.take(),
+        timed_out,
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Reads a pipe to its end on a thread, keeping what it read so far.
+struct Collector {
+    data: Arc<Mutex<Vec<u8>>>,
+    done: Arc<AtomicBool>,
+}
+
+impl Collector {
+    fn start(pipe: Option<impl Read + Send + 'static>) -> Collector {
+        let data = Arc::new(Mutex::new(Vec::new()));
+        let done = Arc::new(AtomicBool::new(pipe.is_none()));
+        if let Some(mut pipe) = pipe {
+            let (data, done) = (Arc::clone(&data), Arc::clone(&done));
+            thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                    data.lock()
+                        .expect("collector lock")
+                        .extend_from_slice(&buf[..n]);
+                }
+                done.store(true, Ordering::Release);
+            });
+        }
+        Collector { data, done }
+    }
+
+    fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.data.lock().expect("collector lock"))
+    }
+}
+
+fn describe(command: &Command) -> String {
+    let mut words = vec![command.get_program().to_string_lossy().into_owned()];
+    words.extend(command.get_args().map(|a| a.to_string_lossy().into_owned()));
+    words.join(" ")
+}
+
+/// Kills a child started with `process_group(0)` and everything in its group. Call it
+/// before the child is reaped: until then its pid, which names the group, cannot be reused.
+fn kill_group(child: &mut Child) {
+    let killed = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !killed {
+        let _ = child.kill();
+    }
+}
+
+/// A server process started by this harness, with its folder and log. Kills its whole
+/// process group (the listener and every session) when dropped.
+#[derive(Debug)]
+struct Server {
+    name: String,
+    child: Child,
+    port: u16,
+    log_path: PathBuf,
+    // Dropped last, after the process is gone.
+    dir: TempDir,
+}
+
+impl Server {
+    /// Starts `make_command(port)` on a free port with stdout and stderr going to
+    /// `dir/log`, until its log contains `ready(port)`. Tries a new port when the address
+    /// is taken; panics when the server fails for any other reason or does not start.
+    fn start(
+        name: &str,
+        dir: TempDir,
+        mut make_command: impl FnMut(u16) -> Command,
+        ready: impl Fn(u16) -> String,
+    ) -> Server {
+        let log_path = dir.join("log");
+        for attempt in 1..=START_ATTEMPTS {
+            let port = free_port();
+            let log = File::create(&log_path).expect("create server log");
+            let mut command = make_command(port);
+            command
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("clone log file"))
+                .stderr(log)
+                .process_group(0);
+            let description = describe(&command);
+            let mut child = command
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {name} (`{description}`): {e}"));
+            let marker = ready(port);
+            let deadline = Instant::now() + START_TIMEOUT;
+            loop {
+                let text = fs::read_to_string(&log_path).unwrap_or_default();
+                if text.contains(&marker) {
+                    return Server {
+                        name: name.to_owned(),
+                        child,
+                        port,
+                        log_path,
+                        dir,
+                    };
+                }
+                if let Some(status) = child.try_wait().expect("wait for server") {
+                    if text.contains("Address already in use") && attempt < START_ATTEMPTS {
+                        break;
+                    }
+                    panic!(
+                        "{name} exited ({status}) before listening; `{description}` logged:\n{text}"
+                    );
+                }
+                if Instant::now() >= deadline {
+                    kill_group(&mut child);
+                    let _ = child.wait();
+                    panic!(
+                        "{name} did not log {marker:?} within {START_TIMEOUT:?}; \
+                         `{description}` logged:\n{text}"
+                    );
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// `known_hosts` lines that name this server, for clients that check host keys.
+    fn known_hosts<'a>(&self, keys: impl IntoIterator<Item = &'a KeyPair>) -> String {
+        keys.into_iter()
+            .map(|key| format!("[127.0.0.1]:{} {}\n", self.port, key.public_key))
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+        let _ = self.child.wait();
+        // A failing test shows the server's side of the story.
+        if thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            eprintln!(
+                "--- last {} lines of the {} log ({}):",
+                tail.len(),
+                self.name,
+                self.log_path.display()
+            );
+            for line in tail {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Which OpenSSH to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpenSsh {
+    /// 9.2, Debian 12's own.
+    V9_2,
+    /// 10.0 from bookworm-backports, whose default key exchange is post-quantum.
+    V10_0,
+}
+
+impl OpenSsh {
+    /// Both versions.
+    pub const ALL: [OpenSsh; 2] = [OpenSsh::V9_2, OpenSsh::V10_0];
+
+    /// The server program.
+    pub const fn server(self) -> Peer {
+        match self {
+            OpenSsh::V9_2 => Peer::Sshd92,
+            OpenSsh::V10_0 => Peer::Sshd100,
+        }
+    }
+
+    /// The client program.
+    pub const fn client(self) -> Peer {
+        match self {
+            OpenSsh::V9_2 => Peer::Ssh92,
+            OpenSsh::V10_0 => Peer::Ssh100,
+        }
+    }
+
+    /// How the version starts in the identification line and in `ssh -V`.
+    pub const fn version_prefix(self) -> &'static str {
+        match self {
+            OpenSsh::V9_2 => "OpenSSH_9.2",
+            OpenSsh::V10_0 => "OpenSSH_10.0",
+        }
+    }
+
+    /// The client's path, as [`require`] finds it.
+    pub fn ssh(self) -> Option<PathBuf> {
+        require(self.client())
+    }
+}
+
+/// An OpenSSH server on a free loopback port, in its own temp folder with its own host
+/// keys, config, `authorized_keys` and log. Killed, with its sessions, when dropped.
+#[derive(Debug)]
+pub struct Sshd {
+    version: OpenSsh,
+    host_keys: Vec<KeyPair>,
+    config_path: PathBuf,
+    server: Server,
+}
+
+impl Sshd {
+    /// Starts sshd `version` (`sshd -D -e -f CONFIG`, logging at DEBUG3). `extra_config`
+    /// lines come before the harness's own, so they override its defaults (sshd keeps the
+    /// first value it reads), except that a `Match` line and what follows it go last, as
+    /// sshd requires. Keep `LogLevel` at INFO or above: readiness is read from the log.
+    ///
+    /// Returns `None` when the version is not installed outside CI (see [`unavailable`]);
+    /// panics when it is installed but fails to start.
+    pub fn start(version: OpenSsh, extra_config: &[&str]) -> Option<Sshd> {
+        let sshd = require(version.server())?;
+        let libexec = match version {
+            OpenSsh::V9_2 => None,
+            OpenSsh::V10_0 => Some(require(Peer::Sshd100Libexec)?),
+        };
+        let dir = TempDir::new("sshd");
+        let host_keys = vec![
+            keygen(dir.path(), "ssh_host_ed25519_key", "ed25519")?,
+            Self::rsa_host_key(dir.path())?,
+            keygen(dir.path(), "ssh_host_ecdsa_key", "ecdsa")?,
+        ];
+        let authorized_keys = dir.join("authorized_keys");
+        fs::write(&authorized_keys, "").expect("create authorized_keys");
+        // sshd refuses to start without its privilege separation folder. Creating it needs
+        // root, as does running sshd as these tests do; a failure shows up in sshd's log.
+        let _ = fs::create_dir_all("/run/sshd");
+
+        let config_path = dir.join("sshd_config");
+        let pid_file = dir.join("sshd.pid");
+        let (before_match, match_blocks) = split_at_match(extra_config);
+        let make_command = |port: u16| {
+            let mut lines: Vec<String> = before_match.iter().map(|l| l.to_string()).collect();
+            lines.extend(["ListenAddress 127.0.0.1".to_owned(), format!("Port {port}")]);
+            lines.extend(
+                host_keys
+                    .iter()
+                    .map(|k| format!("HostKey {}", k.private_key.display())),
+            );
+            lines.extend([
+                format!("PidFile {}", pid_file.display()),
+                format!("AuthorizedKeysFile {}", authorized_keys.display()),
+                "StrictModes no".to_owned(),
+                "UsePAM no".to_owned(),
+                "PasswordAuthentication no".to_owned(),
+                "LogLevel DEBUG3".to_owned(),
+            ]);
+            if let Some(libexec) = &libexec {
+                // 10.0 splits sshd into a listener that starts these two per connection;
+                // their compiled-in paths are under /usr/lib/openssh, where 9.2 lives.
+                lines.push(format!(
+                    "SshdSessionPath {}",
+                    libexec.join("sshd-session").display()
+                ));
+                lines.push(format!(
+                    "SshdAuthPath {}",
+                    libexec.join("sshd-auth").display()
+                ));
+            }
+            lines.extend(match_blocks.iter().map(|l| l.to_string()));
+            let mut text = lines.join("\n");
+            text.push('\n');
+            fs::write(&config_path, text).expect("write sshd_config");
+            let mut command = Command::new(&sshd);
+            command.args(["-D", "-e", "-f"]).arg(&config_path);
+            command
+        };
+        let server = Server::start(
+            &format!("sshd {}", version.version_prefix()),
+            dir,
+            make_command,
+            |port| format!("Server listening on 127.0.0.1 port {port}."),
+        );
+        fs::write(
+            server.dir.join("known_hosts"),
+            server.known_hosts(&host_keys),
+        )
+        .expect("write known_hosts");
+        Some(Sshd {
+            version,
+            host_keys,
+            config_path,
+            server,
+        })
+    }
+
+    fn rsa_host_key(dir: &Path) -> Option<KeyPair> {
+        let (private, public) = shared_rsa_host_key()?;
+        let private_key = dir.join("ssh_host_rsa_key");
+        fs::write(&private_key, private).expect("write RSA host key");
+        // sshd ignores a private key that others can read.
+        fs::set_permissions(&private_key, fs::Permissions::from_mode(0o600))
+            .expect("chmod RSA host key");
+        fs::write(dir.join("ssh_host_rsa_key.pub"), format!("{public}\n"))
+            .expect("write RSA host key");
+        Some(read_key_pair(private_key))
+    }
+
+    /// Which OpenSSH this is.
+    pub fn version(&self) -> OpenSsh {
+        self.version
+    }
+
+    /// The port it listens on, on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.server.port
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// Its temp folder, for files a test wants to put beside it.
+    pub fn dir(&self) -> &Path {
+        self.server.dir.path()
+    }
+
+    /// The config file it was started with.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// Everything it has logged so far (listener and sessions).
+    pub fn log(&self) -> String {
+        self.server.log()
+    }
+
+    /// Waits until its log contains `needle`; false if it did not within `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.server.wait_for_log(needle, timeout)
+    }
+
+    /// Its host keys: Ed25519, RSA and ECDSA (P-256), in that order.
+    pub fn host_keys(&self) -> &[KeyPair] {
+        &self.host_keys
+    }
+
+    /// The host key whose public key line starts with `algorithm` (`ssh-ed25519`,
+    /// `ssh-rsa`, `ecdsa-sha2-nistp256`).
+    pub fn host_key(&self, algorithm: &str) -> Option<&KeyPair> {
+        self.host_keys.iter().find(|k| k.algorithm == algorithm)
+    }
+
+    /// A `known_hosts` file (in its folder) that names all its host keys.
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.server.dir.join("known_hosts")
+    }
+
+    /// The `authorized_keys` file it reads for every user.
+    pub fn authorized_keys_path(&self) -> PathBuf {
+        self.server.dir.join("authorized_keys")
+    }
+
+    /// Lets `public_key` (one `authorized_keys` line) log in, as any user.
+    pub fn authorize(&self, public_key: &str) {
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(self.authorized_keys_path())
+            .expect("open authorized_keys");
+        writeln!(file, "{}", public_key.trim()).expect("append to authorized_keys");
+    }
+
+    /// An OpenSSH client command that logs in to this server as the current user with
+    /// `identity`, checks the host key against [`Self::known_hosts_path`], and reads no
+    /// user or system config. `options` (such as `["-v", "-o", "Ciphers=aes128-ctr"]`)
+    /// come first, so they override the harness's choices: `ssh` keeps the first value it
+    /// reads of each option. Add a remote command with `.arg(...)`.
+    pub fn ssh_command(&self, ssh: &Path, identity: &KeyPair, options: &[&str]) -> Command {
+        let mut command = Command::new(ssh);
+        command
+            .args(options)
+            .args(["-F", "none", "-p", &self.port().to_string(), "-i"])
+            .arg(&identity.private_key)
+            .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"])
+            .args(["-o", "StrictHostKeyChecking=yes", "-o"])
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.known_hosts_path().display()
+            ))
+            .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+            .arg(format!("{}@127.0.0.1", current_user()));
+        command
+    }
+}
+
+/// Splits sshd config lines at the first `Match` line, which must come after every global
+/// option.
+fn split_at_match<'a>(lines: &[&'a str]) -> (Vec<&'a str>, Vec<&'a str>) {
+    let at = lines
+        .iter()
+        .position(|l| {
+            l.trim_start()
+                .get(..6)
+                .is_some_and(|w| w.eq_ignore_ascii_case("match "))
+        })
+        .unwrap_or(lines.len());
+    (lines[..at].to_vec(), lines[at..].to_vec())
+}
+
+/// A Dropbear server on a free loopback port, in its own temp folder with its own Ed25519
+/// host key and log. Killed, with its sessions, when dropped.
+///
+/// Dropbear reads only `~USER/.ssh/authorized_keys` and has no option to change that, so
+/// logging in needs a user whose home a test controls; this harness does not make one.
+#[derive(Debug)]
+pub struct Dropbear {
+    host_key: KeyPair,
+    server: Server,
+}
+
+impl Dropbear {
+    /// Starts `dropbear -F -E -s -p 127.0.0.1:PORT -r KEY -P PIDFILE EXTRA_ARGS...`.
+    /// Returns `None` when Dropbear is not installed outside CI (see [`unavailable`]);
+    /// panics when it is installed but fails to start.
+    pub fn start(extra_args: &[&str]) -> Option<Dropbear> {
+        let dropbear = require(Peer::Dropbear)?;
+        let dropbearkey = require(Peer::Dropbearkey)?;
+        let dir = TempDir::new("dropbear");
+        let key_path = dir.join("dropbear_ed25519_host_key");
+        let out = run(
+            Command::new(&dropbearkey)
+                .args(["-t", "ed25519", "-f"])
+                .arg(&key_path),
+            Duration::from_secs(30),
+        );
+        assert!(out.success(), "dropbearkey failed: {out}");
+        // `dropbearkey -y` prints the public key among other lines.
+        let out = run(
+            Command::new(&dropbearkey)
+                .arg("-y")
+                .arg("-f")
+                .arg(&key_path),
+            Duration::from_secs(30),
+        );
+        assert!(out.success(), "dropbearkey -y failed: {out}");
+        let public_key = out
+            .stdout_text()
+            .lines()
+            .find(|l| l.starts_with("ssh-"))
+            .unwrap_or_else(|| panic!("no public key in dropbearkey -y output: {out}"))
+            .to_owned();
+        let host_key = KeyPair {
+            algorithm: "ssh-ed25519".to_owned(),
+            private_key: key_path.clone(),
+            public_key,
+        };
+        let pid_file = dir.join("dropbear.pid");
+        let make_command = |port: u16| {
+            let mut command = Command::new(&dropbear);
+            command
+                .args(["-F", "-E", "-s", "-p", &format!("127.0.0.1:{port}"), "-r"])
+                .arg(&key_path)
+                .arg("-P")
+                .arg(&pid_file)
+                .args(extra_args);
+            command
+        };
+        // Dropbear binds its ports before it logs this line; waiting for the line rather
+        // than probing with a connection keeps a stray session out of the log.
+        let server = Server::start("dropbear", dir, make_command, |_| {
+            "Not backgrounding".to_owned()
+        });
+        fs::write(
+            server.dir.join("known_hosts"),
+            server.known_hosts([&host_key]),
+        )
+        .expect("write known_hosts");
+        Some(Dropbear { host_key, server })
+    }
+
+    /// The port it listens on, on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.server.port
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// Its temp folder.
+    pub fn dir(&self) -> &Path {
+        self.server.dir.path()
+    }
+
+    /// Everything it has logged so far.
+    pub fn log(&self) -> String {
+        self.server.log()
+    }
+
+    /// Waits until its log contains `needle`; false if it did not within `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.server.wait_for_log(needle, timeout)
+    }
+
+    /// Its Ed25519 host key (the private key file is in Dropbear's format).
+    pub fn host_key(&self) -> &KeyPair {
+        &self.host_key
+    }
+
+    /// A `known_hosts` file (in its folder) that names its host key.
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.server.dir.join("known_hosts")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unquotes_printf_q_output() {
+        assert_eq!(shell_unquote("/usr/sbin/sshd"), "/usr/sbin/sshd");
+        assert_eq!(shell_unquote(r"/a\ b/c\'d"), "/a b/c'd");
+        assert_eq!(shell_unquote("'/a b'"), "/a b");
+    }
+
+    #[test]
+    fn match_blocks_go_last() {
+        let (before, after) =
+            split_at_match(&["RekeyLimit 256K", "Match User x", "X11Forwarding no"]);
+        assert_eq!(before, ["RekeyLimit 256K"]);
+        assert_eq!(after, ["Match User x", "X11Forwarding no"]);
+        let (before, after) = split_at_match(&["MaxStartups 10"]);
+        assert_eq!(before, ["MaxStartups 10"]);
+        assert!(after.is_empty());
+    }
+
+    #[test]
+    fn temp_dir_is_removed_on_drop() {
+        let dir = TempDir::new("selftest");
+        let path = dir.path().to_path_buf();
+        fs::write(dir.join("file"), "x").expect("write");
+        assert!(path.is_dir());
+        drop(dir);
+        assert!(!path.exists());
+    }
+}

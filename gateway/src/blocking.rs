@@ -113,13 +113,23 @@ impl BlockingConn {
             if now >= deadline {
                 return Err(DriveError::TimedOut);
             }
-            let wake = self.transport.poll_timeout().map_or(deadline, |t| t.min(deadline));
-            let wait = wake.saturating_duration_since(now).max(Duration::from_millis(1));
+            let wake = self
+                .transport
+                .poll_timeout()
+                .map_or(deadline, |t| t.min(deadline));
+            let wait = wake
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1));
             self.stream.set_read_timeout(Some(wait))?;
             match self.stream.read(&mut buf) {
                 Ok(0) => return Err(DriveError::Eof),
                 Ok(n) => self.inbox.extend_from_slice(&buf[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     self.transport.handle_timeout(Instant::now())?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -134,7 +144,10 @@ impl BlockingConn {
     ) -> Result<(), DriveError> {
         let mut start = 0;
         let result = loop {
-            let decoded = match self.transport.decode(&mut self.inbox[start..], Instant::now()) {
+            let decoded = match self
+                .transport
+                .decode(&mut self.inbox[start..], Instant::now())
+            {
                 Ok(d) => d,
                 Err(e) => break Err(e.into()),
             };

@@ -46,7 +46,9 @@ pub fn apply_algorithm_option(
     value: &str,
 ) -> Result<bool, OptionError> {
     match key {
-        "kexalgorithms" => prefs.kex = apply_spec(&prefs.kex, value).map_err(OptionError::BadList)?,
+        "kexalgorithms" => {
+            prefs.kex = apply_spec(&prefs.kex, value).map_err(OptionError::BadList)?
+        }
         "ciphers" => {
             prefs.ciphers = apply_spec(&prefs.ciphers, value).map_err(OptionError::BadList)?;
         }
@@ -67,9 +69,18 @@ mod tests {
 
     #[test]
     fn ssh_option_forms() {
-        assert_eq!(split_option("Ciphers=aes128-ctr").unwrap(), ("ciphers".into(), "aes128-ctr"));
-        assert_eq!(split_option("Ciphers aes128-ctr").unwrap(), ("ciphers".into(), "aes128-ctr"));
-        assert_eq!(split_option("MACs = +hmac-sha2-256").unwrap(), ("macs".into(), "+hmac-sha2-256"));
+        assert_eq!(
+            split_option("Ciphers=aes128-ctr").unwrap(),
+            ("ciphers".into(), "aes128-ctr")
+        );
+        assert_eq!(
+            split_option("Ciphers aes128-ctr").unwrap(),
+            ("ciphers".into(), "aes128-ctr")
+        );
+        assert_eq!(
+            split_option("MACs = +hmac-sha2-256").unwrap(),
+            ("macs".into(), "+hmac-sha2-256")
+        );
         assert!(split_option("Ciphers").is_err());
     }
 

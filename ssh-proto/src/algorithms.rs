@@ -32,8 +32,11 @@ pub enum Kex {
 }
 
 impl Algorithm for Kex {
-    const ALL: &'static [Self] =
-        &[Self::MlKem768X25519Sha256, Self::Curve25519Sha256, Self::Curve25519Sha256Libssh];
+    const ALL: &'static [Self] = &[
+        Self::MlKem768X25519Sha256,
+        Self::Curve25519Sha256,
+        Self::Curve25519Sha256Libssh,
+    ];
     const KIND: &'static str = "key exchange method";
 
     fn name(self) -> &'static str {
@@ -46,8 +49,12 @@ impl Algorithm for Kex {
 }
 
 impl Algorithm for SignatureAlg {
-    const ALL: &'static [Self] =
-        &[Self::Ed25519, Self::EcdsaP256, Self::RsaSha512, Self::RsaSha256];
+    const ALL: &'static [Self] = &[
+        Self::Ed25519,
+        Self::EcdsaP256,
+        Self::RsaSha512,
+        Self::RsaSha256,
+    ];
     const KIND: &'static str = "host key type";
 
     fn name(self) -> &'static str {
@@ -93,7 +100,10 @@ impl Algorithm for Cipher {
 impl Cipher {
     /// Whether the cipher authenticates the packet itself, making the MAC unused.
     pub fn is_aead(self) -> bool {
-        matches!(self, Self::Aes128Gcm | Self::Aes256Gcm | Self::ChaCha20Poly1305)
+        matches!(
+            self,
+            Self::Aes128Gcm | Self::Aes256Gcm | Self::ChaCha20Poly1305
+        )
     }
 
     pub fn key_len(self) -> usize {
@@ -137,8 +147,12 @@ pub enum Mac {
 }
 
 impl Algorithm for Mac {
-    const ALL: &'static [Self] =
-        &[Self::HmacSha256Etm, Self::HmacSha512Etm, Self::HmacSha256, Self::HmacSha512];
+    const ALL: &'static [Self] = &[
+        Self::HmacSha256Etm,
+        Self::HmacSha512Etm,
+        Self::HmacSha256,
+        Self::HmacSha512,
+    ];
     const KIND: &'static str = "MAC";
 
     fn name(self) -> &'static str {
@@ -193,7 +207,11 @@ impl std::error::Error for BadAlgorithmList {}
 /// plain list replaces it; a leading `+` appends, `-` removes and `^` puts the named
 /// algorithms first. Names after `+`, `-` and `^` may use the `*` and `?` wildcards.
 pub fn apply_spec<A: Algorithm>(current: &[A], spec: &str) -> Result<Vec<A>, BadAlgorithmList> {
-    let bad = |reason: String| BadAlgorithmList { kind: A::KIND, spec: spec.to_owned(), reason };
+    let bad = |reason: String| BadAlgorithmList {
+        kind: A::KIND,
+        spec: spec.to_owned(),
+        reason,
+    };
     let (mode, body) = match spec.as_bytes().first() {
         Some(b'+' | b'-' | b'^') => (spec.as_bytes()[0], &spec[1..]),
         _ => (b'=', spec),
@@ -204,7 +222,9 @@ pub fn apply_spec<A: Algorithm>(current: &[A], spec: &str) -> Result<Vec<A>, Bad
         let before = named.len();
         let wild = pattern.contains(['*', '?']);
         if wild && mode == b'=' {
-            return Err(bad(format!("wildcard '{pattern}' needs a leading +, - or ^")));
+            return Err(bad(format!(
+                "wildcard '{pattern}' needs a leading +, - or ^"
+            )));
         }
         for &alg in A::ALL {
             if wildmatch(pattern, alg.name()) && !named.contains(&alg) {
@@ -222,7 +242,11 @@ pub fn apply_spec<A: Algorithm>(current: &[A], spec: &str) -> Result<Vec<A>, Bad
             list.extend(named.iter().filter(|a| !current.contains(a)));
             list
         }
-        b'-' => current.iter().copied().filter(|a| !named.contains(a)).collect(),
+        b'-' => current
+            .iter()
+            .copied()
+            .filter(|a| !named.contains(a))
+            .collect(),
         b'^' => {
             let mut list = named.clone();
             list.extend(current.iter().filter(|a| !named.contains(a)));
@@ -308,10 +332,10 @@ pub fn choose<'a, A: Algorithm>(
     server: impl Iterator<Item = &'a str> + Clone,
 ) -> Result<A, NoCommonAlgorithm> {
     for name in client.clone() {
-        if let Some(alg) = A::from_name(name) {
-            if server.clone().any(|s| s == name) {
-                return Ok(alg);
-            }
+        if let Some(alg) = A::from_name(name)
+            && server.clone().any(|s| s == name)
+        {
+            return Ok(alg);
         }
     }
     Err(NoCommonAlgorithm {
@@ -335,7 +359,11 @@ fn shorten<'a>(names: impl Iterator<Item = &'a str>) -> String {
         }
         out.push_str(name);
     }
-    if out.is_empty() { "(nothing)".to_owned() } else { out }
+    if out.is_empty() {
+        "(nothing)".to_owned()
+    } else {
+        out
+    }
 }
 
 #[cfg(test)]
@@ -352,9 +380,16 @@ mod tests {
         );
         assert_eq!(
             apply_spec(all, "-*-ctr").unwrap(),
-            [Cipher::Aes128Gcm, Cipher::Aes256Gcm, Cipher::ChaCha20Poly1305]
+            [
+                Cipher::Aes128Gcm,
+                Cipher::Aes256Gcm,
+                Cipher::ChaCha20Poly1305
+            ]
         );
-        assert_eq!(apply_spec(all, "^chacha20-poly1305@openssh.com").unwrap()[0], Cipher::ChaCha20Poly1305);
+        assert_eq!(
+            apply_spec(all, "^chacha20-poly1305@openssh.com").unwrap()[0],
+            Cipher::ChaCha20Poly1305
+        );
         assert!(apply_spec(all, "3des-cbc").is_err());
         assert!(apply_spec(all, "aes*").is_err());
         assert!(apply_spec(all, "-*").is_err());
@@ -369,10 +404,12 @@ mod tests {
 
     #[test]
     fn nothing_in_common_names_both_offers() {
-        let err = choose::<Cipher>("aes128-ctr".split(','), "3des-cbc,foo".split(','))
-            .unwrap_err();
+        let err = choose::<Cipher>("aes128-ctr".split(','), "3des-cbc,foo".split(',')).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("aes128-ctr") && text.contains("3des-cbc,foo"), "{text}");
+        assert!(
+            text.contains("aes128-ctr") && text.contains("3des-cbc,foo"),
+            "{text}"
+        );
     }
 
     #[test]

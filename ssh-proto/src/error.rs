@@ -12,13 +12,19 @@ use crate::wire::WireError;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
     /// The peer broke the protocol. The connection is over.
-    Protocol { reason: DisconnectReason, detail: Cow<'static, str> },
+    Protocol {
+        reason: DisconnectReason,
+        detail: Cow<'static, str>,
+    },
     /// The peer is well-behaved but shares no algorithm with us.
     NoCommonAlgorithm(NoCommonAlgorithm),
     /// The server's host key was refused, or its signature did not verify.
     HostKey(Cow<'static, str>),
     /// The peer sent SSH_MSG_DISCONNECT.
-    PeerDisconnected { reason: DisconnectReason, description: String },
+    PeerDisconnected {
+        reason: DisconnectReason,
+        description: String,
+    },
     /// A deadline passed: the banner, authentication, or a key exchange took too long.
     Timeout(&'static str),
     /// The connection was closed locally with [`crate::Transport::disconnect`].
@@ -29,7 +35,10 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn protocol(reason: DisconnectReason, detail: impl Into<Cow<'static, str>>) -> Self {
-        Self::Protocol { reason, detail: detail.into() }
+        Self::Protocol {
+            reason,
+            detail: detail.into(),
+        }
     }
 
     /// The reason sent to the peer in SSH_MSG_DISCONNECT.
@@ -51,11 +60,18 @@ impl fmt::Display for Error {
             Self::Protocol { reason, detail } => write!(f, "{}: {detail}", reason.describe()),
             Self::NoCommonAlgorithm(e) => write!(f, "{e}"),
             Self::HostKey(detail) => write!(f, "host key verification failed: {detail}"),
-            Self::PeerDisconnected { reason, description } => {
+            Self::PeerDisconnected {
+                reason,
+                description,
+            } => {
                 write!(f, "disconnected by peer ({}): ", reason.describe())?;
                 // The peer's text is shown, but not its control bytes.
                 for c in description.chars().take(256) {
-                    if c.is_control() { write!(f, "?")? } else { write!(f, "{c}")? }
+                    if c.is_control() {
+                        write!(f, "?")?
+                    } else {
+                        write!(f, "{c}")?
+                    }
                 }
                 Ok(())
             }

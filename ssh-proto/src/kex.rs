@@ -41,7 +41,10 @@ impl<'a> KexInit<'a> {
     /// exchange failure, as HOSTILE input such as control bytes in names must be.
     pub fn parse(payload: &'a [u8]) -> Result<Self, Error> {
         let fail = |e: crate::wire::WireError| {
-            Error::protocol(DisconnectReason::KEY_EXCHANGE_FAILED, format!("KEXINIT: {e}"))
+            Error::protocol(
+                DisconnectReason::KEY_EXCHANGE_FAILED,
+                format!("KEXINIT: {e}"),
+            )
         };
         let mut r = Reader::new(payload);
         r.u8("message number").map_err(fail)?;
@@ -49,12 +52,24 @@ impl<'a> KexInit<'a> {
         let init = Self {
             kex: r.name_list("kex_algorithms").map_err(fail)?,
             host_key: r.name_list("server_host_key_algorithms").map_err(fail)?,
-            cipher_c2s: r.name_list("encryption_algorithms_client_to_server").map_err(fail)?,
-            cipher_s2c: r.name_list("encryption_algorithms_server_to_client").map_err(fail)?,
-            mac_c2s: r.name_list("mac_algorithms_client_to_server").map_err(fail)?,
-            mac_s2c: r.name_list("mac_algorithms_server_to_client").map_err(fail)?,
-            compression_c2s: r.name_list("compression_algorithms_client_to_server").map_err(fail)?,
-            compression_s2c: r.name_list("compression_algorithms_server_to_client").map_err(fail)?,
+            cipher_c2s: r
+                .name_list("encryption_algorithms_client_to_server")
+                .map_err(fail)?,
+            cipher_s2c: r
+                .name_list("encryption_algorithms_server_to_client")
+                .map_err(fail)?,
+            mac_c2s: r
+                .name_list("mac_algorithms_client_to_server")
+                .map_err(fail)?,
+            mac_s2c: r
+                .name_list("mac_algorithms_server_to_client")
+                .map_err(fail)?,
+            compression_c2s: r
+                .name_list("compression_algorithms_client_to_server")
+                .map_err(fail)?,
+            compression_s2c: r
+                .name_list("compression_algorithms_server_to_client")
+                .map_err(fail)?,
             first_kex_packet_follows: {
                 r.name_list("languages_client_to_server").map_err(fail)?;
                 r.name_list("languages_server_to_client").map_err(fail)?;
@@ -120,20 +135,29 @@ pub fn negotiate(
     strict_offered: bool,
 ) -> Result<Negotiated, Error> {
     let kex: Kex = algorithms::choose(client.kex.iter(), server.kex.iter())?;
-    let host_key: SignatureAlg = algorithms::choose(client.host_key.iter(), server.host_key.iter())?;
-    let cipher_c2s: Cipher = algorithms::choose(client.cipher_c2s.iter(), server.cipher_c2s.iter())?;
-    let cipher_s2c: Cipher = algorithms::choose(client.cipher_s2c.iter(), server.cipher_s2c.iter())?;
+    let host_key: SignatureAlg =
+        algorithms::choose(client.host_key.iter(), server.host_key.iter())?;
+    let cipher_c2s: Cipher =
+        algorithms::choose(client.cipher_c2s.iter(), server.cipher_c2s.iter())?;
+    let cipher_s2c: Cipher =
+        algorithms::choose(client.cipher_s2c.iter(), server.cipher_s2c.iter())?;
 
     // OpenSSH PROTOCOL section 1.6: with an AEAD cipher the MAC list is not negotiated.
     let mac_c2s = if cipher_c2s.is_aead() {
         None
     } else {
-        Some(algorithms::choose::<Mac>(client.mac_c2s.iter(), server.mac_c2s.iter())?)
+        Some(algorithms::choose::<Mac>(
+            client.mac_c2s.iter(),
+            server.mac_c2s.iter(),
+        )?)
     };
     let mac_s2c = if cipher_s2c.is_aead() {
         None
     } else {
-        Some(algorithms::choose::<Mac>(client.mac_s2c.iter(), server.mac_s2c.iter())?)
+        Some(algorithms::choose::<Mac>(
+            client.mac_s2c.iter(),
+            server.mac_s2c.iter(),
+        )?)
     };
 
     for (ours, theirs) in [
@@ -150,10 +174,17 @@ pub fn negotiate(
         }
     }
 
-    let strict_kex = strict_offered
-        && client.kex.contains(STRICT_CLIENT)
-        && server.kex.contains(STRICT_SERVER);
-    Ok(Negotiated { kex, host_key, cipher_c2s, cipher_s2c, mac_c2s, mac_s2c, strict_kex })
+    let strict_kex =
+        strict_offered && client.kex.contains(STRICT_CLIENT) && server.kex.contains(STRICT_SERVER);
+    Ok(Negotiated {
+        kex,
+        host_key,
+        cipher_c2s,
+        cipher_s2c,
+        mac_c2s,
+        mac_s2c,
+        strict_kex,
+    })
 }
 
 /// RFC 4253 section 7: a guessed first packet is right only when both sides' first
@@ -166,7 +197,10 @@ pub fn guess_was_right(client: &KexInit<'_>, server: &KexInit<'_>) -> bool {
 /// The client's ephemeral secret, kept until the server's reply.
 pub enum ClientSecret {
     X25519(Zeroizing<[u8; 32]>),
-    Hybrid { x25519: Zeroizing<[u8; 32]>, mlkem: MlKem768Secret },
+    Hybrid {
+        x25519: Zeroizing<[u8; 32]>,
+        mlkem: MlKem768Secret,
+    },
 }
 
 impl core::fmt::Debug for ClientSecret {
@@ -237,7 +271,9 @@ pub fn server_respond(
         }
         Kex::MlKem768X25519Sha256 => {
             if q_c.len() != kem::MLKEM768_PUBLIC_LEN + 32 {
-                return Err(kex_failed(KexFailure("hybrid client value of the wrong length")));
+                return Err(kex_failed(KexFailure(
+                    "hybrid client value of the wrong length",
+                )));
             }
             let (ek, x_peer) = q_c.split_at(kem::MLKEM768_PUBLIC_LEN);
             let mut m = [0u8; 32];
@@ -265,7 +301,9 @@ pub fn client_finish(
         }
         ClientSecret::Hybrid { x25519, mlkem } => {
             if q_s.len() != kem::MLKEM768_CIPHERTEXT_LEN + 32 {
-                return Err(kex_failed(KexFailure("hybrid server value of the wrong length")));
+                return Err(kex_failed(KexFailure(
+                    "hybrid server value of the wrong length",
+                )));
             }
             let (ciphertext, x_peer) = q_s.split_at(kem::MLKEM768_CIPHERTEXT_LEN);
             let k_pq = kem::mlkem768_decapsulate(mlkem, ciphertext).map_err(kex_failed)?;
@@ -374,19 +412,39 @@ pub fn session_keys(
     session_id: &Digest,
 ) -> SessionKeys {
     let alg = hash_alg(negotiated.kex);
-    let direction = |cipher: Cipher, mac: Option<Mac>, [iv, key, mac_key]: [u8; 3]| {
-        DirectionKeys {
-            cipher,
-            mac,
-            iv: derive(provider, alg, k, h, iv, session_id, cipher.iv_len()),
-            key: derive(provider, alg, k, h, key, session_id, cipher.key_len()),
-            mac_key: derive(provider, alg, k, h, mac_key, session_id, mac.map_or(0, Mac::key_len)),
-        }
+    let direction = |cipher: Cipher, mac: Option<Mac>, [iv, key, mac_key]: [u8; 3]| DirectionKeys {
+        cipher,
+        mac,
+        iv: derive(provider, alg, k, h, iv, session_id, cipher.iv_len()),
+        key: derive(provider, alg, k, h, key, session_id, cipher.key_len()),
+        mac_key: derive(
+            provider,
+            alg,
+            k,
+            h,
+            mac_key,
+            session_id,
+            mac.map_or(0, Mac::key_len),
+        ),
     };
-    let c2s = direction(negotiated.cipher_c2s, negotiated.mac_c2s, [b'A', b'C', b'E']);
-    let s2c = direction(negotiated.cipher_s2c, negotiated.mac_s2c, [b'B', b'D', b'F']);
+    let c2s = direction(
+        negotiated.cipher_c2s,
+        negotiated.mac_c2s,
+        [b'A', b'C', b'E'],
+    );
+    let s2c = direction(
+        negotiated.cipher_s2c,
+        negotiated.mac_s2c,
+        [b'B', b'D', b'F'],
+    );
     match role {
-        Role::Client => SessionKeys { outgoing: c2s, incoming: s2c },
-        Role::Server => SessionKeys { outgoing: s2c, incoming: c2s },
+        Role::Client => SessionKeys {
+            outgoing: c2s,
+            incoming: s2c,
+        },
+        Role::Server => SessionKeys {
+            outgoing: s2c,
+            incoming: c2s,
+        },
     }
 }

@@ -47,12 +47,24 @@ impl fmt::Debug for DirectionKeys {
 }
 
 /// The protection one direction applies, chosen at NEWKEYS.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per direction per connection; a box would add a pointer chase per packet"
+)]
 enum Protection {
     /// Before the first NEWKEYS, and in fuzzing builds that skip key exchange.
     Plain,
-    Gcm { key: Box<dyn AesGcmKey>, nonce: [u8; 12] },
+    Gcm {
+        key: Box<dyn AesGcmKey>,
+        nonce: [u8; 12],
+    },
     ChaCha(Box<dyn ChaChaPolyKey>),
-    Ctr { ctr: AesCtr, mac: Box<dyn HmacKey>, etm: bool, tag_len: usize },
+    Ctr {
+        ctr: AesCtr,
+        mac: Box<dyn HmacKey>,
+        etm: bool,
+        tag_len: usize,
+    },
 }
 
 impl Protection {
@@ -61,7 +73,10 @@ impl Protection {
         Ok(match keys.cipher {
             Cipher::Aes128Gcm | Cipher::Aes256Gcm => {
                 let nonce: [u8; 12] = keys.iv.as_slice().try_into().map_err(|_| bad())?;
-                Self::Gcm { key: provider.aes_gcm(&keys.key).ok_or_else(bad)?, nonce }
+                Self::Gcm {
+                    key: provider.aes_gcm(&keys.key).ok_or_else(bad)?,
+                    nonce,
+                }
             }
             Cipher::ChaCha20Poly1305 => {
                 let key: &[u8; 64] = keys.key.as_slice().try_into().map_err(|_| bad())?;
@@ -131,13 +146,19 @@ pub struct Sealer {
 
 impl fmt::Debug for Sealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sealer").field("seq", &self.seq).finish_non_exhaustive()
+        f.debug_struct("Sealer")
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
     }
 }
 
 impl Sealer {
     pub fn plain() -> Self {
-        Self { protection: Protection::Plain, seq: 0, pad: [0; 255] }
+        Self {
+            protection: Protection::Plain,
+            seq: 0,
+            pad: [0; 255],
+        }
     }
 
     /// Switches to new keys; the sequence number carries on (RFC 4253 section 6.4) unless
@@ -166,7 +187,13 @@ impl Sealer {
         let payload_len = out.len() - start - 5;
 
         let block = self.protection.block_len();
-        let aligned = 1 + payload_len + if self.protection.length_is_aad() { 0 } else { 4 };
+        let aligned = 1
+            + payload_len
+            + if self.protection.length_is_aad() {
+                0
+            } else {
+                4
+            };
         let mut pad_len = block - aligned % block;
         if pad_len < MIN_PADDING {
             pad_len += block;
@@ -194,12 +221,22 @@ impl Sealer {
                 let tag = key.seal_in_place(seq, packet);
                 out.extend_from_slice(&tag);
             }
-            Protection::Ctr { ctr, mac, etm: true, .. } => {
+            Protection::Ctr {
+                ctr,
+                mac,
+                etm: true,
+                ..
+            } => {
                 ctr.apply(&mut packet[4..]);
                 let tag = mac.sign(&[&seq.to_be_bytes(), packet]);
                 out.extend_from_slice(tag.as_bytes());
             }
-            Protection::Ctr { ctr, mac, etm: false, .. } => {
+            Protection::Ctr {
+                ctr,
+                mac,
+                etm: false,
+                ..
+            } => {
                 let tag = mac.sign(&[&seq.to_be_bytes(), packet]);
                 ctr.apply(packet);
                 out.extend_from_slice(tag.as_bytes());
@@ -216,7 +253,11 @@ pub enum Opened {
     NeedMore(usize),
     /// A packet of `len` bytes was authenticated and decrypted in place; its payload is at
     /// `payload` within the buffer.
-    Packet { len: usize, payload: Range<usize>, seq: u32 },
+    Packet {
+        len: usize,
+        payload: Range<usize>,
+        seq: u32,
+    },
 }
 
 /// Opens incoming packets for one direction.
@@ -228,13 +269,18 @@ pub struct Opener {
 
 impl fmt::Debug for Opener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Opener").field("seq", &self.seq).finish_non_exhaustive()
+        f.debug_struct("Opener")
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
     }
 }
 
 impl Opener {
     pub fn plain() -> Self {
-        Self { protection: Protection::Plain, seq: 0 }
+        Self {
+            protection: Protection::Plain,
+            seq: 0,
+        }
     }
 
     pub fn install(
@@ -263,7 +309,9 @@ impl Opener {
         let plain = self.protection.is_plain();
 
         let packet_len = match &self.protection {
-            Protection::Ctr { ctr, etm: false, .. } => {
+            Protection::Ctr {
+                ctr, etm: false, ..
+            } => {
                 let Some(first) = buf.first_chunk::<16>() else {
                     return Ok(Opened::NeedMore(16));
                 };
@@ -308,20 +356,33 @@ impl Opener {
             Protection::Gcm { key, nonce } => {
                 let tag: &[u8; 16] = (&*tag).try_into().map_err(|_| corrupt())?;
                 let (len, body) = packet.split_at_mut(4);
-                key.open_in_place(nonce, len, body, tag).map_err(|_| corrupt())?;
+                key.open_in_place(nonce, len, body, tag)
+                    .map_err(|_| corrupt())?;
                 bump_gcm_nonce(nonce);
             }
             Protection::ChaCha(key) => {
                 let tag: &[u8; 16] = (&*tag).try_into().map_err(|_| corrupt())?;
                 key.open_in_place(seq, packet, tag).map_err(|_| corrupt())?;
             }
-            Protection::Ctr { ctr, mac, etm: true, .. } => {
-                mac.verify(&[&seq.to_be_bytes(), packet], tag).map_err(|_| corrupt())?;
+            Protection::Ctr {
+                ctr,
+                mac,
+                etm: true,
+                ..
+            } => {
+                mac.verify(&[&seq.to_be_bytes(), packet], tag)
+                    .map_err(|_| corrupt())?;
                 ctr.apply(&mut packet[4..]);
             }
-            Protection::Ctr { ctr, mac, etm: false, .. } => {
+            Protection::Ctr {
+                ctr,
+                mac,
+                etm: false,
+                ..
+            } => {
                 ctr.apply(packet);
-                mac.verify(&[&seq.to_be_bytes(), packet], tag).map_err(|_| corrupt())?;
+                mac.verify(&[&seq.to_be_bytes(), packet], tag)
+                    .map_err(|_| corrupt())?;
             }
         }
         self.seq = seq.wrapping_add(1);
@@ -334,10 +395,17 @@ impl Opener {
                 format!("bad padding length {pad_len} in a packet of {packet_len} bytes"),
             ));
         }
-        Ok(Opened::Packet { len: total, payload: 5..4 + packet_len - pad_len, seq })
+        Ok(Opened::Packet {
+            len: total,
+            payload: 5..4 + packet_len - pad_len,
+            seq,
+        })
     }
 }
 
 fn corrupt() -> Error {
-    Error::protocol(DisconnectReason::MAC_ERROR, "corrupted packet: message authentication failed")
+    Error::protocol(
+        DisconnectReason::MAC_ERROR,
+        "corrupted packet: message authentication failed",
+    )
 }

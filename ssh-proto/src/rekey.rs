@@ -19,7 +19,11 @@ pub struct RekeyLimits {
 
 impl Default for RekeyLimits {
     fn default() -> Self {
-        Self { bytes: 1 << 30, packets: 1 << 31, time: Duration::from_secs(3600) }
+        Self {
+            bytes: 1 << 30,
+            packets: 1 << 31,
+            time: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -35,7 +39,13 @@ pub struct RekeyCounters {
 
 impl RekeyCounters {
     pub fn new(now: Instant) -> Self {
-        Self { sent_bytes: 0, sent_packets: 0, received_bytes: 0, received_packets: 0, since: now }
+        Self {
+            sent_bytes: 0,
+            sent_packets: 0,
+            received_bytes: 0,
+            received_packets: 0,
+            since: now,
+        }
     }
 
     /// Starts counting afresh: new keys are in use.
@@ -66,13 +76,21 @@ impl RekeyCounters {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "tests need an origin for their clock"
+)]
 mod tests {
     use super::*;
 
     #[test]
     fn either_direction_triggers() {
         let now = Instant::now();
-        let limits = RekeyLimits { bytes: 100, packets: 3, time: Duration::from_secs(10) };
+        let limits = RekeyLimits {
+            bytes: 100,
+            packets: 3,
+            time: Duration::from_secs(10),
+        };
         let mut c = RekeyCounters::new(now);
         c.sent(99);
         assert!(!c.volume_due(&limits));

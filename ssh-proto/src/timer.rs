@@ -56,6 +56,10 @@ impl TimerTable {
 }
 
 #[cfg(test)]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "tests need an origin for their clock"
+)]
 mod tests {
     use std::time::Duration;
 
@@ -70,8 +74,14 @@ mod tests {
         table.set(Timer::Banner, t0 + Duration::from_secs(2));
         assert_eq!(table.next(), Some(t0 + Duration::from_secs(2)));
         assert_eq!(table.take_expired(t0 + Duration::from_secs(1)), None);
-        assert_eq!(table.take_expired(t0 + Duration::from_secs(9)), Some(Timer::Banner));
-        assert_eq!(table.take_expired(t0 + Duration::from_secs(9)), Some(Timer::Rekey));
+        assert_eq!(
+            table.take_expired(t0 + Duration::from_secs(9)),
+            Some(Timer::Banner)
+        );
+        assert_eq!(
+            table.take_expired(t0 + Duration::from_secs(9)),
+            Some(Timer::Rekey)
+        );
         assert_eq!(table.take_expired(t0 + Duration::from_secs(9)), None);
     }
 }

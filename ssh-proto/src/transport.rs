@@ -95,7 +95,10 @@ pub struct Decoded<'b> {
 }
 
 impl Decoded<'_> {
-    const NOTHING: Self = Self { consumed: 0, packet: None };
+    const NOTHING: Self = Self {
+        consumed: 0,
+        packet: None,
+    };
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,18 +108,19 @@ enum Phase {
     Closed,
 }
 
+/// What a running key exchange waits for.
 #[derive(Debug, PartialEq, Eq)]
 enum Step {
     /// Our KEXINIT is out; the peer's has not come.
-    AwaitKexInit,
+    KexInit,
     /// Server: waiting for KEX_ECDH_INIT.
-    AwaitInit,
+    EcdhInit,
     /// Client: waiting for KEX_ECDH_REPLY.
-    AwaitReply,
+    EcdhReply,
     /// Client: waiting for the application to judge the host key.
-    AwaitDecision,
+    HostKeyDecision,
     /// Our NEWKEYS is out; waiting for the peer's.
-    AwaitNewKeys,
+    NewKeys,
 }
 
 /// One key exchange in progress.
@@ -322,7 +326,11 @@ impl Transport {
 
     /// The earliest deadline: call [`Transport::handle_timeout`] then.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.phase == Phase::Closed { None } else { self.timers.next() }
+        if self.phase == Phase::Closed {
+            None
+        } else {
+            self.timers.next()
+        }
     }
 
     /// Fires every deadline due at `now`: banner, authentication and key exchange
@@ -395,14 +403,18 @@ impl Transport {
     /// Client role: the host key from [`Event::HostKey`] is trusted; finish the exchange.
     pub fn accept_host_key(&mut self) -> Result<(), Error> {
         self.check_open()?;
-        let Some(run) = self.kex.as_mut().filter(|r| r.step == Step::AwaitDecision) else {
+        let Some(run) = self
+            .kex
+            .as_mut()
+            .filter(|r| r.step == Step::HostKeyDecision)
+        else {
             return Err(Error::Misuse("no host key is waiting for a decision"));
         };
         let Some(keys) = run.pending.take() else {
             return Err(Error::Misuse("no host key is waiting for a decision"));
         };
         run.incoming = Some(keys.incoming);
-        run.step = Step::AwaitNewKeys;
+        run.step = Step::NewKeys;
         self.send_newkeys(&keys.outgoing)
     }
 
@@ -421,7 +433,10 @@ impl Transport {
 
         if self.phase == Phase::Version {
             return match self.versions.feed(buf) {
-                Ok(None) => Ok(Decoded { consumed: buf.len(), packet: None }),
+                Ok(None) => Ok(Decoded {
+                    consumed: buf.len(),
+                    packet: None,
+                }),
                 Ok(Some((consumed, peer))) => {
                     log::debug!("peer version={peer}");
                     self.peer_version = Some(peer);
@@ -430,7 +445,10 @@ impl Transport {
                     if self.skips_kex() {
                         self.skip_kex(now);
                     }
-                    Ok(Decoded { consumed: consumed.max(1), packet: None })
+                    Ok(Decoded {
+                        consumed: consumed.max(1),
+                        packet: None,
+                    })
                 }
                 Err(e) => {
                     let detail = e.to_string();
@@ -439,7 +457,11 @@ impl Transport {
             };
         }
 
-        if self.kex.as_ref().is_some_and(|r| r.step == Step::AwaitDecision) {
+        if self
+            .kex
+            .as_ref()
+            .is_some_and(|r| r.step == Step::HostKeyDecision)
+        {
             return Ok(Decoded::NOTHING);
         }
 
@@ -470,7 +492,10 @@ impl Transport {
             Ok(deliver) => {
                 self.maybe_rekey();
                 let packet = deliver.then_some(Packet { seq, payload });
-                Ok(Decoded { consumed: len, packet })
+                Ok(Decoded {
+                    consumed: len,
+                    packet,
+                })
             }
             Err(e) => Err(self.fail(e)),
         }
@@ -552,7 +577,12 @@ impl Transport {
             Role::Server => prefs
                 .iter()
                 .copied()
-                .filter(|alg| self.config.host_keys.iter().any(|k| k.public().supports(*alg)))
+                .filter(|alg| {
+                    self.config
+                        .host_keys
+                        .iter()
+                        .any(|k| k.public().supports(*alg))
+                })
                 .collect(),
         }
     }
@@ -572,7 +602,7 @@ impl Transport {
         self.timers.set(Timer::Kex, now + self.config.kex_timeout);
         self.timers.stop(Timer::Rekey);
         self.kex = Some(Box::new(KexRun {
-            step: Step::AwaitKexInit,
+            step: Step::KexInit,
             ours,
             theirs: Vec::new(),
             negotiated: None,
@@ -592,7 +622,8 @@ impl Transport {
         self.strict = true;
         self.session_id = Some(Digest::new(&[0; 32]));
         self.counters.reset(now);
-        self.timers.set(Timer::Rekey, self.counters.deadline(&self.config.rekey));
+        self.timers
+            .set(Timer::Rekey, self.counters.deadline(&self.config.rekey));
     }
 
     /// Handles one packet. Returns whether it goes to the layer above.
@@ -600,12 +631,12 @@ impl Transport {
         let msg = MessageNumber(payload.first().copied().unwrap_or(0));
         let ext_info_window = core::mem::take(&mut self.ext_info_window);
 
-        if let Some(run) = self.kex.as_mut() {
-            if run.skip_guess {
-                run.skip_guess = false;
-                log::debug!("ignoring the peer's wrongly guessed kex packet msg={msg:?}");
-                return Ok(false);
-            }
+        if let Some(run) = self.kex.as_mut()
+            && run.skip_guess
+        {
+            run.skip_guess = false;
+            log::debug!("ignoring the peer's wrongly guessed kex packet msg={msg:?}");
+            return Ok(false);
         }
 
         // Strict key exchange (OpenSSH PROTOCOL section 1.10): during the first exchange
@@ -639,7 +670,10 @@ impl Transport {
                 let mut r = Reader::new(&payload[1..]);
                 let reason = DisconnectReason(r.u32("reason code")?);
                 let description = String::from_utf8_lossy(r.string("description")?);
-                Err(Error::PeerDisconnected { reason, description: description.into_owned() })
+                Err(Error::PeerDisconnected {
+                    reason,
+                    description: description.into_owned(),
+                })
             }
             MessageNumber::IGNORE => Ok(false),
             MessageNumber::DEBUG => {
@@ -722,9 +756,10 @@ impl Transport {
             let value = r.string("extension value")?;
             match name {
                 b"server-sig-algs" => {
-                    let list = crate::wire::NameList::parse(value).ok_or(
-                        Error::protocol(DisconnectReason::PROTOCOL_ERROR, "bad server-sig-algs"),
-                    )?;
+                    let list = crate::wire::NameList::parse(value).ok_or(Error::protocol(
+                        DisconnectReason::PROTOCOL_ERROR,
+                        "bad server-sig-algs",
+                    ))?;
                     info.server_sig_algs = Some(list.as_str().to_owned());
                 }
                 b"ping@openssh.com" => info.ping = value == b"0",
@@ -746,8 +781,11 @@ impl Transport {
         let Some(run) = self.kex.as_mut() else {
             return Err(Error::Misuse("key exchange vanished"));
         };
-        if run.step != Step::AwaitKexInit {
-            return Err(Error::protocol(DisconnectReason::PROTOCOL_ERROR, "KEXINIT twice"));
+        if run.step != Step::KexInit {
+            return Err(Error::protocol(
+                DisconnectReason::PROTOCOL_ERROR,
+                "KEXINIT twice",
+            ));
         }
         run.theirs = payload.to_vec();
 
@@ -766,8 +804,7 @@ impl Transport {
                     "strict key exchange violated: KEXINIT was not the first packet",
                 ));
             }
-            self.send_ext_info =
-                role == Role::Server && theirs.kex.contains(kex::EXT_INFO_CLIENT);
+            self.send_ext_info = role == Role::Server && theirs.kex.contains(kex::EXT_INFO_CLIENT);
         }
         negotiated.strict_kex = self.strict;
         log::debug!(
@@ -786,7 +823,7 @@ impl Transport {
         run.negotiated = Some(negotiated);
         match role {
             Role::Server => {
-                run.step = Step::AwaitInit;
+                run.step = Step::EcdhInit;
                 Ok(false)
             }
             Role::Client => {
@@ -796,7 +833,7 @@ impl Transport {
                     return Err(Error::Misuse("key exchange vanished"));
                 };
                 run.client_secret = Some(secret);
-                run.step = Step::AwaitReply;
+                run.step = Step::EcdhReply;
                 self.seal(|p| {
                     p.put_u8(MessageNumber::KEX_ECDH_INIT.0);
                     p.put_string(&q_c);
@@ -830,15 +867,17 @@ impl Transport {
 
     /// Server: RFC 5656 section 4 / RFC 8731 section 3: answer Q_C, sign H, send NEWKEYS.
     fn handle_ecdh_init(&mut self, payload: &[u8]) -> Result<bool, Error> {
-        let (mut run, negotiated) = self.take_step(Step::AwaitInit, "KEX_ECDH_INIT")?;
+        let (mut run, negotiated) = self.take_step(Step::EcdhInit, "KEX_ECDH_INIT")?;
         let mut r = Reader::new(&payload[1..]);
         let q_c = r.string("Q_C")?;
         r.finish()?;
 
         let config = Arc::clone(&self.config);
         let provider = config.provider;
-        let Some(host_key) =
-            config.host_keys.iter().find(|k| k.public().supports(negotiated.host_key))
+        let Some(host_key) = config
+            .host_keys
+            .iter()
+            .find(|k| k.public().supports(negotiated.host_key))
         else {
             return Err(Error::Misuse("no host key for the negotiated algorithm"));
         };
@@ -870,7 +909,7 @@ impl Transport {
             p.put_string(&signature);
         });
         run.incoming = Some(keys.incoming);
-        run.step = Step::AwaitNewKeys;
+        run.step = Step::NewKeys;
         self.kex = Some(run);
         self.send_newkeys(&keys.outgoing)?;
         Ok(false)
@@ -879,7 +918,7 @@ impl Transport {
     /// Client: check the server's signature over H, then ask the application about the
     /// host key (first exchange) or insist it is unchanged (rekey).
     fn handle_ecdh_reply(&mut self, payload: &[u8]) -> Result<bool, Error> {
-        let (mut run, negotiated) = self.take_step(Step::AwaitReply, "KEX_ECDH_REPLY")?;
+        let (mut run, negotiated) = self.take_step(Step::EcdhReply, "KEX_ECDH_REPLY")?;
         let mut r = Reader::new(&payload[1..]);
         let k_s = r.string("K_S")?;
         let q_s = r.string("Q_S")?;
@@ -889,7 +928,9 @@ impl Transport {
         let host_key = PublicKey::from_blob(k_s)
             .map_err(|e| Error::HostKey(format!("server host key: {e}").into()))?;
         if !host_key.supports(negotiated.host_key) {
-            return Err(Error::HostKey("host key does not match the negotiated type".into()));
+            return Err(Error::HostKey(
+                "host key does not match the negotiated type".into(),
+            ));
         }
         let provider = self.config.provider;
         let Some(secret) = run.client_secret.take() else {
@@ -908,24 +949,28 @@ impl Transport {
         };
         let alg = kex::hash_alg(negotiated.kex);
         let h = kex::exchange_hash(provider, alg, &inputs, &k);
-        host_key.verify(provider, negotiated.host_key, h.as_bytes(), signature).map_err(|e| {
-            Error::HostKey(format!("the server's signature did not verify: {e}").into())
-        })?;
+        host_key
+            .verify(provider, negotiated.host_key, h.as_bytes(), signature)
+            .map_err(|e| {
+                Error::HostKey(format!("the server's signature did not verify: {e}").into())
+            })?;
 
         let session_id = *self.session_id.get_or_insert(h);
         let keys = kex::session_keys(provider, self.role, &negotiated, &k, &h, &session_id);
 
         if self.first_kex_done {
             if self.server_host_key.as_ref() != Some(&host_key) {
-                return Err(Error::HostKey("the server's host key changed during rekey".into()));
+                return Err(Error::HostKey(
+                    "the server's host key changed during rekey".into(),
+                ));
             }
             run.incoming = Some(keys.incoming);
-            run.step = Step::AwaitNewKeys;
+            run.step = Step::NewKeys;
             self.kex = Some(run);
             self.send_newkeys(&keys.outgoing)?;
         } else {
             run.pending = Some(keys);
-            run.step = Step::AwaitDecision;
+            run.step = Step::HostKeyDecision;
             self.kex = Some(run);
             self.server_host_key = Some(host_key.clone());
             self.events.push_back(Event::HostKey(host_key));
@@ -966,9 +1011,12 @@ impl Transport {
     }
 
     fn handle_newkeys(&mut self, now: Instant) -> Result<bool, Error> {
-        let (mut run, negotiated) = self.take_step(Step::AwaitNewKeys, "NEWKEYS")?;
+        let (mut run, negotiated) = self.take_step(Step::NewKeys, "NEWKEYS")?;
         let Some(incoming) = run.incoming.take().filter(|_| run.newkeys_sent) else {
-            return Err(Error::protocol(DisconnectReason::PROTOCOL_ERROR, "unexpected NEWKEYS"));
+            return Err(Error::protocol(
+                DisconnectReason::PROTOCOL_ERROR,
+                "unexpected NEWKEYS",
+            ));
         };
         self.opener.install(self.config.provider, &incoming)?;
         if self.strict {
@@ -985,9 +1033,11 @@ impl Transport {
         self.negotiated = Some(negotiated);
         self.counters.reset(now);
         self.timers.stop(Timer::Kex);
-        self.timers.set(Timer::Rekey, self.counters.deadline(&self.config.rekey));
+        self.timers
+            .set(Timer::Rekey, self.counters.deadline(&self.config.rekey));
         log::debug!("keys ready role={:?} rekey={rekey}", self.role);
-        self.events.push_back(Event::KeysReady { negotiated, rekey });
+        self.events
+            .push_back(Event::KeysReady { negotiated, rekey });
         Ok(false)
     }
 }

@@ -47,7 +47,11 @@ impl<'a> Reader<'a> {
 
     /// Fails if anything is left: trailing bytes are a parse error for the message.
     pub fn finish(&self) -> Result<(), WireError> {
-        if self.rest.is_empty() { Ok(()) } else { Err(err("trailing bytes")) }
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(err("trailing bytes"))
+        }
     }
 
     /// Takes exactly `n` bytes.
@@ -205,7 +209,10 @@ impl Writer for Vec<u8> {
     }
 
     fn put_mpint(&mut self, magnitude: &[u8]) {
-        let start = magnitude.iter().position(|&b| b != 0).unwrap_or(magnitude.len());
+        let start = magnitude
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap_or(magnitude.len());
         let digits = &magnitude[start..];
         let sign_pad = digits.first().is_some_and(|&b| b & 0x80 != 0);
         let len = digits.len() + usize::from(sign_pad);
@@ -248,15 +255,26 @@ mod tests {
         assert_eq!(v, [0, 0, 0, 0]);
         v.clear();
         v.put_mpint(&[0x09, 0xa3, 0x78, 0xf9, 0xb2, 0xe3, 0x32, 0xa7]);
-        assert_eq!(v, [0, 0, 0, 8, 0x09, 0xa3, 0x78, 0xf9, 0xb2, 0xe3, 0x32, 0xa7]);
+        assert_eq!(
+            v,
+            [0, 0, 0, 8, 0x09, 0xa3, 0x78, 0xf9, 0xb2, 0xe3, 0x32, 0xa7]
+        );
         v.clear();
         v.put_mpint(&[0, 0, 0x80]);
         assert_eq!(v, [0, 0, 0, 2, 0, 0x80]);
         assert_eq!(Reader::new(&v).mpint_positive("m").unwrap(), [0x80]);
 
         // Negative and non-minimal encodings are refused.
-        assert!(Reader::new(&[0, 0, 0, 1, 0xed]).mpint_positive("m").is_err());
-        assert!(Reader::new(&[0, 0, 0, 2, 0, 0x7f]).mpint_positive("m").is_err());
+        assert!(
+            Reader::new(&[0, 0, 0, 1, 0xed])
+                .mpint_positive("m")
+                .is_err()
+        );
+        assert!(
+            Reader::new(&[0, 0, 0, 2, 0, 0x7f])
+                .mpint_positive("m")
+                .is_err()
+        );
         assert!(Reader::new(&[0, 0, 0, 1, 0]).mpint_positive("m").is_err());
     }
 

@@ -33,7 +33,12 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     for arg in args {
         match arg.to_str() {
             Some("-v") => verbosity += 1,
-            _ => return Err(format!("demo takes no argument '{}'", arg.to_string_lossy())),
+            _ => {
+                return Err(format!(
+                    "demo takes no argument '{}'",
+                    arg.to_string_lossy()
+                ));
+            }
         }
     }
     super::init_logging(verbosity);
@@ -43,9 +48,19 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     OsRng.fill(&mut seed);
     let host_key = HostKeyPair::ed25519_from_seed(provider, &seed);
     let fingerprint = host_key.public().fingerprint_sha256(provider);
-    let rekey = RekeyLimits { bytes: REKEY_EVERY, ..RekeyLimits::default() };
-    let server_config = Config { host_keys: vec![host_key], rekey, ..Config::default() };
-    let client_config = Config { rekey, ..Config::default() };
+    let rekey = RekeyLimits {
+        bytes: REKEY_EVERY,
+        ..RekeyLimits::default()
+    };
+    let server_config = Config {
+        host_keys: vec![host_key],
+        rekey,
+        ..Config::default()
+    };
+    let client_config = Config {
+        rekey,
+        ..Config::default()
+    };
 
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -53,14 +68,26 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
 
     let server = thread::spawn(move || -> Result<Stats, String> {
         let (stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
-        let t = Transport::new(Arc::new(server_config), Role::Server, Box::new(OsRng), Instant::now());
+        let t = Transport::new(
+            Arc::new(server_config),
+            Role::Server,
+            Box::new(OsRng),
+            Instant::now(),
+        );
         exchange(t, stream, "server")
     });
 
     let stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-    let t = Transport::new(Arc::new(client_config), Role::Client, Box::new(OsRng), Instant::now());
+    let t = Transport::new(
+        Arc::new(client_config),
+        Role::Client,
+        Box::new(OsRng),
+        Instant::now(),
+    );
     let client = exchange(t, stream, "client")?;
-    let server = server.join().map_err(|_| "the server thread panicked".to_owned())??;
+    let server = server
+        .join()
+        .map_err(|_| "the server thread panicked".to_owned())??;
 
     let rate = |b: Burst| (b.bytes as f64 / (1 << 20) as f64) / b.elapsed.as_secs_f64();
     println!("negotiated: {}", client.negotiated);
@@ -107,7 +134,8 @@ fn exchange(transport: Transport, stream: TcpStream, who: &str) -> Result<Stats,
         }
         Ok(())
     };
-    conn.run_until(deadline, &mut count_events, |c| c.transport.is_ready()).map_err(fail)?;
+    conn.run_until(deadline, &mut count_events, |c| c.transport.is_ready())
+        .map_err(fail)?;
     // The demo has no authentication layer; the transport is told the peer is known so
     // that its pre-authentication traffic caps do not apply to the bulk data.
     conn.transport.set_authenticated();
@@ -134,9 +162,15 @@ fn exchange(transport: Transport, stream: TcpStream, who: &str) -> Result<Stats,
             (sent, received)
         }
     };
-    conn.transport.disconnect(DisconnectReason::BY_APPLICATION, "demo finished");
+    conn.transport
+        .disconnect(DisconnectReason::BY_APPLICATION, "demo finished");
     let _ = conn.flush();
-    Ok(Stats { negotiated, sent, received, rekeys: conn.transport.stats().rekeys })
+    Ok(Stats {
+        negotiated,
+        sent,
+        received,
+        rekeys: conn.transport.stats().rekeys,
+    })
 }
 
 /// Bytes moved one way and how long it took, as the receiver saw it.
@@ -158,7 +192,10 @@ fn send_burst(
     let chunk = vec![0x5a; CHUNK];
     let mut sent = 0;
     while sent < VOLUME {
-        while sent < VOLUME && conn.transport.can_send() && conn.transport.pending_output() < 1 << 20 {
+        while sent < VOLUME
+            && conn.transport.can_send()
+            && conn.transport.pending_output() < 1 << 20
+        {
             conn.transport.send(|p| {
                 p.put_u8(MessageNumber::IGNORE.0);
                 p.put_string(&chunk);
@@ -181,7 +218,10 @@ fn send_burst(
         p.put_string(b"demo-done");
     })?;
     conn.flush()?;
-    Ok(Burst { bytes: sent as u64, elapsed: start.elapsed() })
+    Ok(Burst {
+        bytes: sent as u64,
+        elapsed: start.elapsed(),
+    })
 }
 
 /// Receives until the peer's end marker arrives.
@@ -195,5 +235,8 @@ fn receive_burst(
     conn.run_until(deadline, on_event, |c| !c.packets.is_empty())?;
     conn.packets.clear();
     let bytes = conn.transport.stats().bytes_received - before;
-    Ok(Burst { bytes, elapsed: start.elapsed() })
+    Ok(Burst {
+        bytes,
+        elapsed: start.elapsed(),
+    })
 }

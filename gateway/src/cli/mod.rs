@@ -36,7 +36,10 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
             println!("gateway {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
-        _ => Err(format!("unknown command '{}'; try 'gateway help'", command.to_string_lossy())),
+        _ => Err(format!(
+            "unknown command '{}'; try 'gateway help'",
+            command.to_string_lossy()
+        )),
     }
 }
 

@@ -66,12 +66,22 @@ fn probe(host: &str, port: u16, config: Config) -> Result<(), String> {
     let stream = addrs
         .iter()
         .find_map(|a| TcpStream::connect_timeout(a, TIMEOUT).ok())
-        .ok_or_else(|| match addrs.first().map(|a| TcpStream::connect_timeout(a, TIMEOUT)) {
-            Some(Err(e)) => format!("connect to host {at}: {e}"),
-            _ => format!("connect to host {at}: no address"),
+        .ok_or_else(|| {
+            match addrs
+                .first()
+                .map(|a| TcpStream::connect_timeout(a, TIMEOUT))
+            {
+                Some(Err(e)) => format!("connect to host {at}: {e}"),
+                _ => format!("connect to host {at}: no address"),
+            }
         })?;
 
-    let transport = Transport::new(Arc::new(config), Role::Client, Box::new(OsRng), Instant::now());
+    let transport = Transport::new(
+        Arc::new(config),
+        Role::Client,
+        Box::new(OsRng),
+        Instant::now(),
+    );
     let mut conn = BlockingConn::new(transport, stream).map_err(|e| format!("{at}: {e}"))?;
     let mut host_key = None;
     let result = conn.run_until(
@@ -98,9 +108,20 @@ fn probe(host: &str, port: u16, config: Config) -> Result<(), String> {
     }
     println!("kex: {}", n.kex.name());
     println!("host key algorithm: {}", n.host_key.name());
-    println!("cipher client->server: {} MAC: {}", n.cipher_c2s.name(), mac(n.mac_c2s));
-    println!("cipher server->client: {} MAC: {}", n.cipher_s2c.name(), mac(n.mac_s2c));
-    println!("strict key exchange: {}", if n.strict_kex { "yes" } else { "no" });
+    println!(
+        "cipher client->server: {} MAC: {}",
+        n.cipher_c2s.name(),
+        mac(n.mac_c2s)
+    );
+    println!(
+        "cipher server->client: {} MAC: {}",
+        n.cipher_s2c.name(),
+        mac(n.mac_s2c)
+    );
+    println!(
+        "strict key exchange: {}",
+        if n.strict_kex { "yes" } else { "no" }
+    );
     if let Some(key) = host_key {
         println!(
             "{} key fingerprint is {}.",
@@ -108,7 +129,8 @@ fn probe(host: &str, port: u16, config: Config) -> Result<(), String> {
             key.fingerprint_sha256(ssh_proto::crypto::default_provider())
         );
     }
-    conn.transport.disconnect(DisconnectReason::BY_APPLICATION, "probe finished");
+    conn.transport
+        .disconnect(DisconnectReason::BY_APPLICATION, "probe finished");
     let _ = conn.flush();
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! trait and the tests run against each and across the two.
 //!
 //! X25519, ML-KEM-768 and AES-CTR are not behind the trait: one pure-Rust implementation
-//! of each serves both providers (see [`crate::kex`] and [`crate::cipher`]).
+//! of each serves both providers (see [`kem`] and [`ctr`]).
 
 use core::fmt;
 
@@ -47,7 +47,10 @@ impl Digest {
     pub fn new(bytes: &[u8]) -> Self {
         let mut out = [0u8; 64];
         out[..bytes.len()].copy_from_slice(bytes);
-        Self { bytes: out, len: bytes.len() as u8 }
+        Self {
+            bytes: out,
+            len: bytes.len() as u8,
+        }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -116,7 +119,11 @@ pub enum VerifyKey<'a> {
     /// 32 bytes.
     Ed25519(&'a [u8]),
     /// Modulus and public exponent as unsigned big-endian magnitudes.
-    Rsa { n: &'a [u8], e: &'a [u8], hash: HashAlg },
+    Rsa {
+        n: &'a [u8],
+        e: &'a [u8],
+        hash: HashAlg,
+    },
     /// An uncompressed SEC1 point (0x04 || x || y), with SHA-256.
     EcdsaP256(&'a [u8]),
 }
@@ -170,6 +177,10 @@ pub fn default_provider() -> &'static dyn CryptoProvider {
 }
 
 /// Every provider compiled in, for tests and benchmarks that run against each.
+#[expect(
+    clippy::vec_init_then_push,
+    reason = "each provider is behind its own feature"
+)]
 pub fn all_providers() -> Vec<&'static dyn CryptoProvider> {
     let mut all: Vec<&'static dyn CryptoProvider> = Vec::new();
     #[cfg(feature = "ring")]

@@ -7,6 +7,8 @@
 //! Cryptography comes from a [`crypto::CryptoProvider`]: `ring` by default, or a
 //! pure-Rust provider with the `rustcrypto` feature.
 #![forbid(unsafe_code)]
+// Peer data never meets an unwrap: library code proves its way or returns an error.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod algorithms;
 pub mod base64;

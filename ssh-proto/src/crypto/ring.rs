@@ -103,6 +103,10 @@ fn digest_alg(alg: HashAlg) -> &'static digest::Algorithm {
 }
 
 /// The key pair for an Ed25519 seed (RFC 8032 section 5.1.5).
+#[expect(
+    clippy::expect_used,
+    reason = "the seed's type rules out the only failure"
+)]
 fn ed25519_pair(seed: &[u8; 32]) -> signature::Ed25519KeyPair {
     // `from_seed_unchecked` fails only for a seed that is not 32 bytes, which the type
     // rules out. "Unchecked" means there is no public key to compare against.

@@ -115,6 +115,7 @@ where
 struct HmacState<D: hmac::EagerHash>(Hmac<D>);
 
 impl<D: hmac::EagerHash> HmacState<D> {
+    #[expect(clippy::expect_used, reason = "HMAC has no failing key length")]
     fn new(key: &[u8]) -> Self {
         // HMAC takes keys of any length (RFC 2104 section 2 hashes long ones), so this
         // constructor has no failing input.

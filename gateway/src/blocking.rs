@@ -103,10 +103,14 @@ impl BlockingConn {
     ) -> Result<(), DriveError> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            self.decode_all(on_event)?;
+            let delivered = self.decode_all(on_event)?;
             self.flush()?;
             if done(self) {
                 return Ok(());
+            }
+            if delivered {
+                // More may be buffered behind the packet just delivered.
+                continue;
             }
 
             let now = Instant::now();
@@ -138,10 +142,13 @@ impl BlockingConn {
         }
     }
 
+    /// Decodes buffered input until it runs out or one packet for the layer above is
+    /// delivered, so the caller can look at each packet before later input (a DISCONNECT
+    /// right behind it, say) is acted on. Returns whether a packet was delivered.
     fn decode_all(
         &mut self,
         on_event: &mut dyn FnMut(&mut Transport, Event) -> Result<(), ProtoError>,
-    ) -> Result<(), DriveError> {
+    ) -> Result<bool, DriveError> {
         let mut start = 0;
         let result = loop {
             let decoded = match self
@@ -152,6 +159,7 @@ impl BlockingConn {
                 Err(e) => break Err(e.into()),
             };
             start += decoded.consumed;
+            let delivered = decoded.packet.is_some();
             if let Some(packet) = decoded.packet {
                 self.packets.push_back(packet.payload.to_vec());
             }
@@ -165,8 +173,11 @@ impl BlockingConn {
             if let Some(e) = failed {
                 break Err(e.into());
             }
+            if delivered {
+                break Ok(true);
+            }
             if decoded.consumed == 0 {
-                break Ok(());
+                break Ok(false);
             }
         };
         self.inbox.drain(..start);

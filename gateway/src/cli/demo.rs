@@ -23,25 +23,31 @@ use ssh_proto::role::Role;
 use ssh_proto::transport::{Event, Transport};
 use ssh_proto::wire::Writer;
 
-/// Bytes each side sends to the other.
-const VOLUME: usize = 64 << 20;
+/// MiB each side sends to the other unless `--mib` says otherwise.
+const DEFAULT_MIB: usize = 64;
 const CHUNK: usize = 32 << 10;
-const REKEY_EVERY: u64 = 16 << 20;
 
 pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     let mut verbosity = 0;
-    for arg in args {
+    let mut mib = DEFAULT_MIB;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
         match arg.to_str() {
             Some("-v") => verbosity += 1,
-            _ => {
-                return Err(format!(
-                    "demo takes no argument '{}'",
-                    arg.to_string_lossy()
-                ));
+            Some("--mib") => {
+                mib = args
+                    .next()
+                    .and_then(|v| v.to_str().and_then(|v| v.parse().ok()))
+                    .filter(|&n| n > 0)
+                    .ok_or("--mib takes a positive number of MiB")?;
             }
+            _ => return Err(format!("demo does not take '{}'", arg.to_string_lossy())),
         }
     }
     super::init_logging(verbosity);
+    let volume = mib << 20;
+    // Renew keys four times over the run, at the least every 16 MiB.
+    let rekey_every = (volume as u64 / 4).clamp(1 << 20, 16 << 20);
 
     let provider = ssh_proto::crypto::default_provider();
     let mut seed = [0u8; 32];
@@ -49,7 +55,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     let host_key = HostKeyPair::ed25519_from_seed(provider, &seed);
     let fingerprint = host_key.public().fingerprint_sha256(provider);
     let rekey = RekeyLimits {
-        bytes: REKEY_EVERY,
+        bytes: rekey_every,
         ..RekeyLimits::default()
     };
     let server_config = Config {
@@ -74,7 +80,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
             Box::new(OsRng),
             Instant::now(),
         );
-        exchange(t, stream, "server")
+        exchange(t, stream, "server", volume)
     });
 
     let stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
@@ -84,10 +90,15 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
         Box::new(OsRng),
         Instant::now(),
     );
-    let client = exchange(t, stream, "client")?;
+    let client = exchange(t, stream, "client", volume);
     let server = server
         .join()
-        .map_err(|_| "the server thread panicked".to_owned())??;
+        .map_err(|_| "the server thread panicked".to_owned())?;
+    // When both fail, the server's error is usually the cause and the client's the echo.
+    let (client, server) = match (client, server) {
+        (Ok(c), Ok(s)) => (c, s),
+        (_, Err(e)) | (Err(e), _) => return Err(e),
+    };
 
     let rate = |b: Burst| (b.bytes as f64 / (1 << 20) as f64) / b.elapsed.as_secs_f64();
     println!("negotiated: {}", client.negotiated);
@@ -106,7 +117,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     println!(
         "rekeys: {} (every {} MiB); client sent {} MiB, server sent {} MiB of payload",
         client.rekeys,
-        REKEY_EVERY >> 20,
+        rekey_every >> 20,
         client.sent.bytes >> 20,
         server.sent.bytes >> 20
     );
@@ -121,8 +132,13 @@ struct Stats {
     rekeys: u64,
 }
 
-/// Handshakes, then sends VOLUME bytes while receiving the peer's VOLUME bytes.
-fn exchange(transport: Transport, stream: TcpStream, who: &str) -> Result<Stats, String> {
+/// Handshakes, then each side sends `volume` bytes to the other in turn.
+fn exchange(
+    transport: Transport,
+    stream: TcpStream,
+    who: &str,
+    volume: usize,
+) -> Result<Stats, String> {
     let fail = |e: DriveError| format!("{who}: {e}");
     let reader = stream.try_clone().map_err(|e| e.to_string())?;
     let mut conn = BlockingConn::new(transport, stream).map_err(|e| e.to_string())?;
@@ -152,14 +168,28 @@ fn exchange(transport: Transport, stream: TcpStream, who: &str) -> Result<Stats,
 
     let (sent, received) = match conn.transport.role() {
         Role::Client => {
-            let sent = send_burst(&mut conn, &mut count_events, deadline).map_err(fail)?;
+            let sent = send_burst(&mut conn, &mut count_events, deadline, volume).map_err(fail)?;
             let received = receive_burst(&mut conn, &mut count_events, deadline).map_err(fail)?;
             (sent, received)
         }
         Role::Server => {
             let received = receive_burst(&mut conn, &mut count_events, deadline).map_err(fail)?;
-            let sent = send_burst(&mut conn, &mut count_events, deadline).map_err(fail)?;
-            (sent, received)
+            let sent = send_burst(&mut conn, &mut count_events, deadline, volume).map_err(fail)?;
+            // The client hangs up once it has everything; closing first could reset the
+            // connection under data still in flight.
+            match conn.run_until(deadline, &mut count_events, |_| false) {
+                Err(DriveError::Eof)
+                | Err(DriveError::Protocol(ssh_proto::Error::PeerDisconnected { .. })) => {}
+                Err(e) => return Err(fail(e)),
+                Ok(()) => {}
+            }
+            let rekeys = conn.transport.stats().rekeys;
+            return Ok(Stats {
+                negotiated,
+                sent,
+                received,
+                rekeys,
+            });
         }
     };
     conn.transport
@@ -182,17 +212,18 @@ struct Burst {
 
 type OnEvent<'a> = dyn FnMut(&mut Transport, Event) -> Result<(), ssh_proto::Error> + 'a;
 
-/// Sends VOLUME bytes of IGNORE packets, then a service message that marks the end.
+/// Sends `volume` bytes of IGNORE packets, then a service message that marks the end.
 fn send_burst(
     conn: &mut BlockingConn,
     on_event: &mut OnEvent<'_>,
     deadline: Instant,
+    volume: usize,
 ) -> Result<Burst, DriveError> {
     let start = Instant::now();
     let chunk = vec![0x5a; CHUNK];
     let mut sent = 0;
-    while sent < VOLUME {
-        while sent < VOLUME
+    while sent < volume {
+        while sent < volume
             && conn.transport.can_send()
             && conn.transport.pending_output() < 1 << 20
         {

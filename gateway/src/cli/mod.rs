@@ -8,14 +8,15 @@ mod probe;
 
 const USAGE: &str = "\
 usage: gateway probe [-p PORT] [-o KEY=VALUE]... [-v] HOST
-       gateway demo
+       gateway demo [--mib N] [-v]
        gateway help | --version
 
   probe   connect to HOST, complete key exchange, and print what was negotiated
           and the server's host key fingerprint; -o takes KexAlgorithms, Ciphers,
           MACs and HostKeyAlgorithms in ssh_config(5) syntax (+, - and ^ prefixes)
   demo    run an in-process client and server over loopback through a handshake,
-          a stream of data and several rekeys, and print what they did";
+          data both ways (--mib N each way, default 64) and several rekeys, and
+          print what they negotiated and the throughput";
 
 /// Runs the command; an `Err` is printed as one line and exits 255.
 pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {

@@ -657,7 +657,9 @@ impl Transport {
                     format!("strict key exchange violated: {msg:?} during the first key exchange"),
                 ));
             }
-            if !kex_message && msg.0 >= 50 {
+            // Only the generic transport messages (1 to 4) may come alongside the first
+            // key exchange; a service request or anything above needs keys in place.
+            if !kex_message && !matches!(msg.0, 1..=4) {
                 return Err(Error::protocol(
                     DisconnectReason::PROTOCOL_ERROR,
                     format!("{msg:?} before the first key exchange finished"),

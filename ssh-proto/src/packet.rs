@@ -332,9 +332,13 @@ impl Opener {
             }
         };
 
+        // The range is checked before the length is aligned: where `usize` is 32 bits
+        // wide, adding 4 to a length near 2^32 would overflow.
         let packet_len = packet_len as usize;
-        let aligned = if aad { packet_len } else { packet_len + 4 };
-        if !(5..=MAX_PACKET_LEN).contains(&packet_len) || aligned % block != 0 {
+        let header = if aad { 0 } else { 4 };
+        if !(5..=MAX_PACKET_LEN).contains(&packet_len)
+            || !(packet_len + header).is_multiple_of(block)
+        {
             return Err(if plain {
                 Error::protocol(
                     DisconnectReason::PROTOCOL_ERROR,

@@ -140,6 +140,9 @@ struct KexRun {
     /// Keys for incoming packets, installed when the peer's NEWKEYS arrives.
     incoming: Option<DirectionKeys>,
     newkeys_sent: bool,
+    /// The sequence number our KEXINIT went out with, to recognise a peer that answers
+    /// it with UNIMPLEMENTED.
+    kexinit_seq: u32,
 }
 
 /// An SSH transport connection, client or server. See the module docs for the call order.
@@ -290,9 +293,22 @@ impl Transport {
 
     /// Tells the transport that authentication succeeded (RFC 4252 section 5.1): the
     /// pre-authentication deadline and traffic caps end, and PING gets answers.
+    ///
+    /// Rekeying waits for this: OpenSSH refuses a key re-exchange before authentication,
+    /// so limits reached earlier take effect now.
     pub fn set_authenticated(&mut self) {
         self.authenticated = true;
         self.timers.stop(Timer::PreAuth);
+        if self.first_kex_done && self.kex.is_none() && self.phase == Phase::Packets {
+            let due = self.counters.deadline(&self.config.rekey);
+            if due <= self.last_now {
+                log::debug!("rekey reason=time");
+                self.start_kex(self.last_now);
+            } else {
+                self.timers.set(Timer::Rekey, due);
+                self.maybe_rekey();
+            }
+        }
     }
 
     pub fn stats(&self) -> Stats {
@@ -349,7 +365,7 @@ impl Transport {
                 Timer::Kex if self.kex.is_some() => {
                     return Err(self.fail(Error::Timeout("key exchange took too long")));
                 }
-                Timer::Rekey if self.kex.is_none() && self.first_kex_done => {
+                Timer::Rekey if self.kex.is_none() && self.first_kex_done && self.authenticated => {
                     log::debug!("rekey reason=time");
                     self.start_kex(now);
                 }
@@ -559,6 +575,7 @@ impl Transport {
 
     fn maybe_rekey(&mut self) {
         if self.first_kex_done
+            && self.authenticated
             && self.kex.is_none()
             && self.phase == Phase::Packets
             && self.counters.volume_due(&self.config.rekey)
@@ -598,6 +615,7 @@ impl Transport {
             first,
             self.config.strict_kex,
         );
+        let kexinit_seq = self.sealer.seq;
         self.seal(|p| p.put_raw(&ours));
         self.timers.set(Timer::Kex, now + self.config.kex_timeout);
         self.timers.stop(Timer::Rekey);
@@ -612,6 +630,7 @@ impl Transport {
             pending: None,
             incoming: None,
             newkeys_sent: false,
+            kexinit_seq,
         }));
     }
 
@@ -690,6 +709,12 @@ impl Transport {
             }
             MessageNumber::UNIMPLEMENTED => {
                 let seq = Reader::new(&payload[1..]).u32("sequence number")?;
+                if self.kex.as_ref().is_some_and(|r| r.kexinit_seq == seq) {
+                    return Err(Error::protocol(
+                        DisconnectReason::KEY_EXCHANGE_FAILED,
+                        "the peer refused our key exchange",
+                    ));
+                }
                 log::debug!("peer does not implement our packet seq={seq}");
                 Ok(false)
             }

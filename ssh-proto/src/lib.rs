@@ -15,6 +15,8 @@ pub mod base64;
 pub mod config;
 pub mod crypto;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod hostkey;
 pub mod kex;
 pub mod msg;

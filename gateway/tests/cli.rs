@@ -12,7 +12,10 @@ fn demo_runs_handshake_data_and_rekeys() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("negotiated: mlkem768x25519-sha256"), "{stdout}");
+    assert!(
+        stdout.contains("negotiated: mlkem768x25519-sha256"),
+        "{stdout}"
+    );
     assert!(stdout.contains("client -> server: 8 MiB"), "{stdout}");
     assert!(stdout.contains("rekeys: "), "{stdout}");
     let rekeys: u32 = stdout
@@ -26,7 +29,11 @@ fn demo_runs_handshake_data_and_rekeys() {
 
 #[test]
 fn errors_are_one_line_and_exit_255() {
-    for args in [&["probe"][..], &["nonsense"], &["probe", "-o", "Ciphers=rc4", "localhost"]] {
+    for args in [
+        &["probe"][..],
+        &["nonsense"],
+        &["probe", "-o", "Ciphers=rc4", "localhost"],
+    ] {
         let out = gateway().args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(255), "{args:?}: {stderr}");

@@ -19,6 +19,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod hostkey;
 pub mod kex;
+pub mod known_hosts;
 pub mod msg;
 pub mod packet;
 pub mod rekey;

@@ -261,16 +261,35 @@ pub fn apply_spec<A: Algorithm>(current: &[A], spec: &str) -> Result<Vec<A>, Bad
 }
 
 /// Glob matching with `*` and `?`, as OpenSSH's `match_pattern`.
+///
+/// Greedy with one backtrack point (the last `*`), so the cost is bounded by the product
+/// of the lengths even for patterns like `*a*a*a*b`, where plain recursion is exponential.
 pub fn wildmatch(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match p.split_first() {
-            None => n.is_empty(),
-            Some((b'*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
-            Some((b'?', rest)) => !n.is_empty() && go(rest, &n[1..]),
-            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, ni));
+                pi += 1;
+            }
+            Some(&c) if c == b'?' || c == n[ni] => {
+                pi += 1;
+                ni += 1;
+            }
+            _ => match star {
+                // Let the last `*` swallow one more byte and try again from there.
+                Some((sp, sn)) => {
+                    star = Some((sp, sn + 1));
+                    pi = sp + 1;
+                    ni = sn + 1;
+                }
+                None => return false,
+            },
         }
     }
-    go(pattern.as_bytes(), name.as_bytes())
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 /// The algorithms one side offers, most preferred first.
@@ -393,6 +412,20 @@ mod tests {
         assert!(apply_spec(all, "3des-cbc").is_err());
         assert!(apply_spec(all, "aes*").is_err());
         assert!(apply_spec(all, "-*").is_err());
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wildmatch("*-ctr", "aes128-ctr"));
+        assert!(wildmatch("aes???-ctr", "aes256-ctr"));
+        assert!(!wildmatch("aes??-ctr", "aes256-ctr"));
+        assert!(wildmatch("*", ""));
+        assert!(!wildmatch("?", ""));
+        assert!(wildmatch("a*b*c", "aXXbYYc"));
+        assert!(!wildmatch("a*b*c", "aXXbYY"));
+        // Exponential for naive recursion; must return at once.
+        let name = "a".repeat(5000);
+        assert!(!wildmatch(&format!("{}b", "*a".repeat(40)), &name));
     }
 
     #[test]

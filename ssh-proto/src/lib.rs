@@ -11,6 +11,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod algorithms;
+pub mod auth;
 pub mod authorized_keys;
 pub mod base64;
 pub mod config;

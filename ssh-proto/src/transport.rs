@@ -26,7 +26,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::algorithms::{Algorithm, Negotiated};
 use crate::config::{Config, DEFAULT_SOFTWARE, Rng};
@@ -413,7 +413,7 @@ impl Transport {
         self.phase = Phase::Closed;
         self.error = Some(Error::Closed);
         self.kex = None;
-        self.held = Vec::new();
+        self.held.zeroize();
     }
 
     /// Client role: the host key from [`Event::HostKey`] is trusted; finish the exchange.
@@ -540,7 +540,7 @@ impl Transport {
         self.phase = Phase::Closed;
         self.error = Some(Error::Closed);
         self.kex = None;
-        self.held = Vec::new();
+        self.held.zeroize();
         e
     }
 
@@ -1029,7 +1029,8 @@ impl Transport {
             });
         }
 
-        let held = core::mem::take(&mut self.held);
+        // Held messages may carry passwords: the buffer is wiped once they are sealed.
+        let held = Zeroizing::new(core::mem::take(&mut self.held));
         let mut r = Reader::new(&held);
         while let Ok(message) = r.string("held message") {
             self.seal(|p| p.put_raw(message));

@@ -4,3 +4,4 @@
 
 pub mod client;
 pub mod msg;
+pub mod server;

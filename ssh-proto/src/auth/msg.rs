@@ -55,13 +55,24 @@ impl Method {
 pub enum RequestBody<'a> {
     None,
     /// RFC 4252 section 7. Without a signature it is a query: "would you accept this key?"
-    PublicKey { alg: &'a [u8], key_blob: &'a [u8], signature: Option<&'a [u8]> },
+    PublicKey {
+        alg: &'a [u8],
+        key_blob: &'a [u8],
+        signature: Option<&'a [u8]>,
+    },
     /// RFC 4252 section 8. `new_password` is set when the client answers a change request.
-    Password { password: &'a [u8], new_password: Option<&'a [u8]> },
+    Password {
+        password: &'a [u8],
+        new_password: Option<&'a [u8]>,
+    },
     /// RFC 4256 section 3.1.
-    KeyboardInteractive { submethods: &'a [u8] },
+    KeyboardInteractive {
+        submethods: &'a [u8],
+    },
     /// A method this crate does not implement; it fails like any refused method.
-    Other { name: &'a [u8] },
+    Other {
+        name: &'a [u8],
+    },
 }
 
 /// SSH_MSG_USERAUTH_REQUEST (RFC 4252 section 5).
@@ -87,26 +98,53 @@ impl<'a> Request<'a> {
                 let signed = r.bool("has signature")?;
                 let alg = r.string("public key algorithm")?;
                 let key_blob = r.string("public key blob")?;
-                let signature = if signed { Some(r.string("signature")?) } else { None };
-                RequestBody::PublicKey { alg, key_blob, signature }
+                let signature = if signed {
+                    Some(r.string("signature")?)
+                } else {
+                    None
+                };
+                RequestBody::PublicKey {
+                    alg,
+                    key_blob,
+                    signature,
+                }
             }
             Some(Method::Password) => {
                 let change = r.bool("password change flag")?;
                 let password = r.string("password")?;
-                let new_password = if change { Some(r.string("new password")?) } else { None };
-                RequestBody::Password { password, new_password }
+                let new_password = if change {
+                    Some(r.string("new password")?)
+                } else {
+                    None
+                };
+                RequestBody::Password {
+                    password,
+                    new_password,
+                }
             }
             Some(Method::KeyboardInteractive) => {
                 r.string("language tag")?;
-                RequestBody::KeyboardInteractive { submethods: r.string("submethods")? }
+                RequestBody::KeyboardInteractive {
+                    submethods: r.string("submethods")?,
+                }
             }
             None => {
                 // Unknown methods carry fields we cannot parse; they are not checked.
-                return Ok(Self { user, service, method, body: RequestBody::Other { name: method } });
+                return Ok(Self {
+                    user,
+                    service,
+                    method,
+                    body: RequestBody::Other { name: method },
+                });
             }
         };
         r.finish()?;
-        Ok(Self { user, service, method, body })
+        Ok(Self {
+            user,
+            service,
+            method,
+            body,
+        })
     }
 }
 
@@ -152,7 +190,10 @@ impl<'a> Failure<'a> {
         let can_continue = r.name_list("authentications that can continue")?;
         let partial_success = r.bool("partial success")?;
         r.finish()?;
-        Ok(Self { can_continue, partial_success })
+        Ok(Self {
+            can_continue,
+            partial_success,
+        })
     }
 }
 
@@ -198,7 +239,9 @@ impl InfoRequest {
         r.string("language tag")?;
         let count = r.u32("number of prompts")?;
         if count > MAX_PROMPTS {
-            return Err(WireError { what: "number of prompts" });
+            return Err(WireError {
+                what: "number of prompts",
+            });
         }
         let mut prompts = Vec::new();
         for _ in 0..count {
@@ -207,7 +250,11 @@ impl InfoRequest {
             prompts.push(Prompt { text, echo });
         }
         r.finish()?;
-        Ok(Self { name, instruction, prompts })
+        Ok(Self {
+            name,
+            instruction,
+            prompts,
+        })
     }
 
     pub fn write(&self, p: &mut Vec<u8>) {
@@ -230,7 +277,9 @@ pub fn parse_info_response(payload: &[u8]) -> Result<Vec<&[u8]>, WireError> {
     r.u8("message number")?;
     let count = r.u32("number of responses")?;
     if count > MAX_PROMPTS {
-        return Err(WireError { what: "number of responses" });
+        return Err(WireError {
+            what: "number of responses",
+        });
     }
     let mut responses = Vec::new();
     for _ in 0..count {
@@ -246,7 +295,13 @@ pub fn sanitize(text: &[u8], max_chars: usize) -> String {
     String::from_utf8_lossy(text)
         .chars()
         .take(max_chars)
-        .map(|c| if c.is_control() && c != '\n' && c != '\t' { '?' } else { c })
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '?'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -257,7 +312,12 @@ mod tests {
     #[test]
     fn publickey_request_round_trip() {
         let mut p = Vec::new();
-        put_request_head(&mut p, b"alice", SERVICE_CONNECTION.as_bytes(), Method::PublicKey);
+        put_request_head(
+            &mut p,
+            b"alice",
+            SERVICE_CONNECTION.as_bytes(),
+            Method::PublicKey,
+        );
         p.put_bool(true);
         p.put_string(b"ssh-ed25519");
         p.put_string(b"blob");
@@ -266,7 +326,11 @@ mod tests {
         assert_eq!(req.user, b"alice");
         assert_eq!(
             req.body,
-            RequestBody::PublicKey { alg: b"ssh-ed25519", key_blob: b"blob", signature: Some(b"sig") }
+            RequestBody::PublicKey {
+                alg: b"ssh-ed25519",
+                key_blob: b"blob",
+                signature: Some(b"sig")
+            }
         );
         p.push(0);
         assert!(Request::parse(&p).is_err(), "trailing bytes");
@@ -282,7 +346,10 @@ mod tests {
             p.put_string(b"");
         }
         p.put_u32(5);
-        assert!(InfoRequest::parse(&p).is_err(), "five prompts promised, none present");
+        assert!(
+            InfoRequest::parse(&p).is_err(),
+            "five prompts promised, none present"
+        );
     }
 
     #[test]

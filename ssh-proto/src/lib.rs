@@ -29,6 +29,7 @@ pub mod role;
 pub mod sim;
 pub mod timer;
 pub mod transport;
+pub mod userkey;
 pub mod version;
 pub mod wire;
 

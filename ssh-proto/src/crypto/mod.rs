@@ -6,7 +6,9 @@
 //! trait and the tests run against each and across the two.
 //!
 //! X25519, ML-KEM-768 and AES-CTR are not behind the trait: one pure-Rust implementation
-//! of each serves both providers (see [`kem`] and [`ctr`]).
+//! of each serves both providers (see [`kem`] and [`ctr`]). Nor is ECDSA signing, which
+//! [`crate::userkey`] does with the `p256` crate's RFC 6979 signer for both: `ring` signs
+//! ECDSA only with nonces from its own system randomness.
 
 use core::fmt;
 
@@ -153,6 +155,96 @@ pub trait CryptoProvider: Send + Sync + fmt::Debug {
     /// For ECDSA, `sig` is the SSH encoding: `mpint r` then `mpint s` (RFC 5656 section
     /// 3.1.2). For RSA, PKCS#1 v1.5 with the key's hash (RFC 8332).
     fn verify(&self, key: VerifyKey<'_>, msg: &[u8], sig: &[u8]) -> bool;
+
+    /// An RSA PKCS#1 v1.5 signature over `msg` with `hash` (RFC 8017 section 8.2.1, as
+    /// `rsa-sha2-256` and `rsa-sha2-512` use it, RFC 8332 section 3): exactly as long as the
+    /// modulus. PKCS#1 v1.5 is deterministic, so every provider returns the same bytes.
+    ///
+    /// `None` if the key is outside 2048 to 8192 bits or its parts do not belong together.
+    /// The caller checks the key when it loads it, so `None` is not expected in use.
+    ///
+    /// The default is the `rsa` crate's signer, which every build has (it also generates
+    /// RSA keys); a provider overrides it with its own where it has one.
+    fn rsa_sign(&self, key: &RsaPrivateParts<'_>, hash: HashAlg, msg: &[u8]) -> Option<Vec<u8>> {
+        rsa_sign_portable(key, hash, msg)
+    }
+}
+
+/// An RSA private key's parts, each an unsigned big-endian magnitude (leading zeros
+/// allowed), for [`CryptoProvider::rsa_sign`].
+///
+/// OpenSSH key files hold `n`, `e`, `d`, `iqmp`, `p` and `q`; `dp` and `dq` are derived
+/// when the key is loaded, because `ring` wants all eight and the arithmetic to derive
+/// them belongs to a big-number library. `Debug` shows only the modulus size.
+#[derive(Clone, Copy)]
+pub struct RsaPrivateParts<'a> {
+    pub n: &'a [u8],
+    pub e: &'a [u8],
+    pub d: &'a [u8],
+    pub p: &'a [u8],
+    pub q: &'a [u8],
+    /// `d mod (p - 1)`.
+    pub dp: &'a [u8],
+    /// `d mod (q - 1)`.
+    pub dq: &'a [u8],
+    /// `q^-1 mod p`, OpenSSH's `iqmp`.
+    pub iqmp: &'a [u8],
+}
+
+impl fmt::Debug for RsaPrivateParts<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = strip_leading_zeros(self.n);
+        f.debug_struct("RsaPrivateParts")
+            .field("modulus_bytes", &n.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `rsa` crate's PKCS#1 v1.5 signer, for the pure-Rust provider and for the keys that
+/// `ring` refuses to sign with (see the `ring` provider).
+///
+/// Without its `getrandom` feature the crate signs without blinding. Its private-key
+/// arithmetic is constant-time Montgomery exponentiation from `crypto-bigint`, as `ring`'s
+/// is, and `ring` does not blind either; blinding would need randomness that a signature
+/// with deterministic padding otherwise has no use for.
+pub(crate) fn rsa_sign_portable(
+    key: &RsaPrivateParts<'_>,
+    hash: HashAlg,
+    msg: &[u8],
+) -> Option<Vec<u8>> {
+    use rsa::BoxedUint;
+    use sha2::{Digest as _, Sha256, Sha512};
+
+    let n = strip_leading_zeros(key.n);
+    if !(256..=1024).contains(&n.len()) {
+        return None;
+    }
+
+    // The modulus and exponent are public; the secret parts get the modulus's precision
+    // rather than one chosen by their own length.
+    let n = BoxedUint::from_be_slice_vartime(n);
+    let e = BoxedUint::from_be_slice_vartime(strip_leading_zeros(key.e));
+    let precision = n.bits_precision();
+    let secret = |v: &[u8]| BoxedUint::from_be_slice(strip_leading_zeros(v), precision).ok();
+    let (d, p, q) = (secret(key.d)?, secret(key.p)?, secret(key.q)?);
+
+    // `from_components` checks that p * q = n and that d inverts e modulo p - 1 and q - 1.
+    let private = rsa::PrivateKey::from_components(n, e, d, vec![p, q]).ok()?;
+    match hash {
+        HashAlg::Sha256 => private
+            .sign(rsa::Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(msg))
+            .ok(),
+        HashAlg::Sha512 => private
+            .sign(rsa::Pkcs1v15Sign::new::<Sha512>(), &Sha512::digest(msg))
+            .ok(),
+    }
+}
+
+fn strip_leading_zeros(mut bytes: &[u8]) -> &[u8] {
+    while let [0, rest @ ..] = bytes {
+        bytes = rest;
+    }
+    bytes
 }
 
 /// Hashes `parts` in one call.

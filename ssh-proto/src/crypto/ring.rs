@@ -1,6 +1,6 @@
 //! The default provider, built on `ring`: the fastest AES-GCM we have (hand-written
 //! assembly with AES-NI and carry-less multiply), plus ChaCha20-Poly1305 in OpenSSH's
-//! construction, HMAC, SHA-2, Ed25519, and RSA and P-256 verification.
+//! construction, HMAC, SHA-2, Ed25519, RSA signing, and RSA and P-256 verification.
 //!
 //! Everything that touches packet data works in place and allocates nothing per call.
 //! Signature verification gets peer data (keys and signatures) and answers `false` for
@@ -13,8 +13,8 @@ use ring::aead::chacha20_poly1305_openssh as openssh;
 use ring::{aead, digest, hmac, signature};
 
 use crate::crypto::{
-    AesGcmKey, ChaChaPolyKey, CryptoProvider, Digest, HashAlg, Hasher, HmacKey, Unauthentic,
-    VerifyKey,
+    AesGcmKey, ChaChaPolyKey, CryptoProvider, Digest, HashAlg, Hasher, HmacKey, RsaPrivateParts,
+    Unauthentic, VerifyKey, rsa_sign_portable,
 };
 use crate::wire::Reader;
 
@@ -92,6 +92,10 @@ impl CryptoProvider for Ring {
             VerifyKey::Rsa { n, e, hash } => verify_rsa(n, e, hash, msg, sig),
             VerifyKey::EcdsaP256(point) => verify_ecdsa_p256(point, msg, sig),
         }
+    }
+
+    fn rsa_sign(&self, key: &RsaPrivateParts<'_>, hash: HashAlg, msg: &[u8]) -> Option<Vec<u8>> {
+        sign_rsa(key, hash, msg)
     }
 }
 
@@ -281,6 +285,44 @@ fn verify_rsa(n: &[u8], e: &[u8], hash: HashAlg, msg: &[u8], sig: &[u8]) -> bool
     signature::RsaPublicKeyComponents { n, e }
         .verify(params, msg, sig)
         .is_ok()
+}
+
+/// RSA PKCS#1 v1.5 signing with SHA-256 or SHA-512 (RFC 8332 section 3).
+///
+/// `ring` signs with keys of 2048 to 4096 bits whose primes are each half the modulus and a
+/// multiple of 512 bits, with an exponent of at least 65537: every key `ssh-keygen` makes
+/// at its usual sizes. Other keys (8192 bits, 2560 bits, e = 3) go to the `rsa` crate;
+/// PKCS#1 v1.5 is deterministic, so the signature is the same bytes either way.
+///
+/// `ring` takes a `&dyn SecureRandom` for signing, a sealed trait that the caller's
+/// [`crate::config::Rng`] cannot implement. Its PKCS#1 v1.5 padding never reads it (only
+/// PSS salts do), so a `SystemRandom` is passed to satisfy the signature and no operating
+/// system randomness is drawn.
+fn sign_rsa(key: &RsaPrivateParts<'_>, hash: HashAlg, msg: &[u8]) -> Option<Vec<u8>> {
+    let components = ring::rsa::KeyPairComponents {
+        public_key: ring::rsa::PublicKeyComponents {
+            n: strip_leading_zeros(key.n),
+            e: strip_leading_zeros(key.e),
+        },
+        d: strip_leading_zeros(key.d),
+        p: strip_leading_zeros(key.p),
+        q: strip_leading_zeros(key.q),
+        dP: strip_leading_zeros(key.dp),
+        dQ: strip_leading_zeros(key.dq),
+        qInv: strip_leading_zeros(key.iqmp),
+    };
+    let Ok(pair) = signature::RsaKeyPair::from_components(&components) else {
+        return rsa_sign_portable(key, hash, msg);
+    };
+
+    let encoding = match hash {
+        HashAlg::Sha256 => &signature::RSA_PKCS1_SHA256,
+        HashAlg::Sha512 => &signature::RSA_PKCS1_SHA512,
+    };
+    let mut sig = vec![0u8; pair.public().modulus_len()];
+    pair.sign(encoding, &ring::rand::SystemRandom::new(), msg, &mut sig)
+        .ok()?;
+    Some(sig)
 }
 
 /// ECDSA over P-256 with SHA-256 (RFC 5656 section 3.1.2, `ecdsa-sha2-nistp256`).

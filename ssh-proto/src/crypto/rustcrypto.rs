@@ -19,8 +19,8 @@ use sha2::{Sha256, Sha512};
 use zeroize::Zeroizing;
 
 use crate::crypto::{
-    AesGcmKey, ChaChaPolyKey, CryptoProvider, Digest, HashAlg, Hasher, HmacKey, Unauthentic,
-    VerifyKey,
+    AesGcmKey, ChaChaPolyKey, CryptoProvider, Digest, HashAlg, Hasher, HmacKey, RsaPrivateParts,
+    Unauthentic, VerifyKey, rsa_sign_portable,
 };
 use crate::wire::Reader;
 
@@ -91,6 +91,10 @@ impl CryptoProvider for RustCrypto {
             VerifyKey::Rsa { n, e, hash } => verify_rsa(n, e, hash, msg, sig),
             VerifyKey::EcdsaP256(point) => verify_ecdsa_p256(point, msg, sig),
         }
+    }
+
+    fn rsa_sign(&self, key: &RsaPrivateParts<'_>, hash: HashAlg, msg: &[u8]) -> Option<Vec<u8>> {
+        rsa_sign_portable(key, hash, msg)
     }
 }
 

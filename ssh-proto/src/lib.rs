@@ -10,6 +10,7 @@
 // Peer data never meets an unwrap: library code proves its way or returns an error.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod agent;
 pub mod algorithms;
 pub mod auth;
 pub mod authorized_keys;

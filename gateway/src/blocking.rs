@@ -55,6 +55,8 @@ pub struct BlockingConn {
     outbox: Vec<u8>,
     /// Messages for the layer above, in arrival order.
     pub packets: VecDeque<Vec<u8>>,
+    /// The server's `server-sig-algs` (RFC 8308), once its EXT_INFO arrived.
+    pub server_sig_algs: Option<String>,
 }
 
 impl BlockingConn {
@@ -66,6 +68,7 @@ impl BlockingConn {
             inbox: Vec::with_capacity(64 * 1024),
             outbox: Vec::with_capacity(64 * 1024),
             packets: VecDeque::new(),
+            server_sig_algs: None,
         })
     }
 
@@ -165,6 +168,9 @@ impl BlockingConn {
             }
             let mut failed = None;
             while let Some(event) = self.transport.poll_event() {
+                if let Event::ExtInfo(info) = &event {
+                    self.server_sig_algs.clone_from(&info.server_sig_algs);
+                }
                 if let Err(e) = on_event(&mut self.transport, event) {
                     failed = Some(e);
                     break;

@@ -5,6 +5,10 @@
 //! (`gateway demo`). The event loop that forwards many channels arrives with the
 //! connection protocol.
 
+pub mod agent;
+pub mod auth;
 pub mod blocking;
+pub mod hostkeys;
 pub mod options;
+pub mod prompt;
 pub mod rng;

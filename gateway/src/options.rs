@@ -95,3 +95,106 @@ mod tests {
         assert!(apply_algorithm_option(&mut p, "ciphers", "rc4").is_err());
     }
 }
+
+/// Everything `-o` can set for a client connection, starting from ssh's defaults. As in
+/// ssh, the first value given for an option wins, except IdentityFile, which adds up.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    pub algorithms: Preferences,
+    pub auth: crate::auth::AuthSettings,
+    pub host_keys: crate::hostkeys::HostKeyPolicy,
+    pub batch_mode: bool,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    seen: std::collections::HashSet<String>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".to_owned());
+        Self {
+            algorithms: Preferences::default(),
+            auth: crate::auth::AuthSettings::openssh_defaults(&user),
+            host_keys: crate::hostkeys::HostKeyPolicy::openssh_defaults(),
+            batch_mode: false,
+            port: None,
+            user: None,
+            seen: std::collections::HashSet::new(),
+        }
+    }
+}
+
+fn yes_no(key: &str, value: &str) -> Result<bool, OptionError> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(OptionError::Malformed(format!("{key}={value}"))),
+    }
+}
+
+impl ClientOptions {
+    /// Applies one `Key=Value` option as ssh's `-o` would.
+    pub fn apply_option(&mut self, option: &str) -> Result<(), OptionError> {
+        let (key, value) = split_option(option)?;
+        if key != "identityfile" && !self.seen.insert(key.clone()) {
+            return Ok(());
+        }
+        if apply_algorithm_option(&mut self.algorithms, &key, value)? {
+            return Ok(());
+        }
+        match key.as_str() {
+            "identityfile" => self
+                .auth
+                .identity_files
+                .push(crate::hostkeys::expand_tilde(value)),
+            "identitiesonly" => self.auth.identities_only = yes_no(&key, value)?,
+            "identityagent" => {
+                self.auth.agent = match value {
+                    "none" => None,
+                    "SSH_AUTH_SOCK" => std::env::var_os("SSH_AUTH_SOCK").map(Into::into),
+                    path => Some(crate::hostkeys::expand_tilde(path)),
+                }
+            }
+            "batchmode" => self.batch_mode = yes_no(&key, value)?,
+            "passwordauthentication" => self.auth.password = yes_no(&key, value)?,
+            "pubkeyauthentication" => self.auth.pubkey = yes_no(&key, value)?,
+            "kbdinteractiveauthentication" => self.auth.kbd_interactive = yes_no(&key, value)?,
+            "stricthostkeychecking" => {
+                self.host_keys.strictness = crate::hostkeys::Strictness::parse(value)
+                    .ok_or_else(|| OptionError::Malformed(format!("{key}={value}")))?;
+            }
+            "userknownhostsfile" => {
+                self.host_keys.user_files = value
+                    .split_whitespace()
+                    .map(crate::hostkeys::expand_tilde)
+                    .collect();
+            }
+            "globalknownhostsfile" => {
+                self.host_keys.global_files = value
+                    .split_whitespace()
+                    .map(crate::hostkeys::expand_tilde)
+                    .collect();
+            }
+            "hashknownhosts" => self.host_keys.hash = yes_no(&key, value)?,
+            "preferredauthentications" => {
+                let mut methods = Vec::new();
+                for name in value.split(',') {
+                    let method = ssh_proto::auth::msg::Method::from_name(name.trim().as_bytes())
+                        .ok_or_else(|| OptionError::Malformed(format!("{key}={value}")))?;
+                    methods.push(method);
+                }
+                self.auth.preferred = methods;
+            }
+            "user" => self.user = Some(value.to_owned()),
+            "port" => {
+                self.port = Some(
+                    value
+                        .parse()
+                        .map_err(|_| OptionError::Malformed(format!("{key}={value}")))?,
+                );
+            }
+            _ => return Err(OptionError::Unsupported(key)),
+        }
+        Ok(())
+    }
+}

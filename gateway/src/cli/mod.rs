@@ -4,16 +4,25 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 mod demo;
+mod keygen;
 mod probe;
 
 const USAGE: &str = "\
-usage: gateway probe [-p PORT] [-o KEY=VALUE]... [-v] HOST
+usage: gateway probe [--auth] [-p PORT] [-l USER] [-i FILE]... [-o KEY=VALUE]... [-v] [USER@]HOST
+       gateway keygen [-t ed25519|ecdsa|rsa] [-b BITS] [-f FILE] [-N PASSPHRASE] [-C COMMENT]
        gateway demo [--mib N] [-v]
        gateway help | --version
 
   probe   connect to HOST, complete key exchange, and print what was negotiated
           and the server's host key fingerprint; -o takes KexAlgorithms, Ciphers,
-          MACs and HostKeyAlgorithms in ssh_config(5) syntax (+, - and ^ prefixes)
+          MACs and HostKeyAlgorithms in ssh_config(5) syntax (+, - and ^ prefixes);
+          with --auth it checks the host key against known_hosts as ssh does and
+          authenticates (agent and key files, keyboard-interactive, password),
+          taking IdentityFile, IdentitiesOnly, IdentityAgent, BatchMode,
+          PasswordAuthentication, PubkeyAuthentication, KbdInteractiveAuthentication,
+          StrictHostKeyChecking, UserKnownHostsFile, HashKnownHosts and
+          PreferredAuthentications as -o options
+  keygen  write a key pair in OpenSSH's format (ed25519 unless -t says otherwise)
   demo    run an in-process client and server over loopback through a handshake,
           data both ways (--mib N each way, default 64) and several rekeys, and
           print what they negotiated and the throughput";
@@ -29,6 +38,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     match command.to_str() {
         Some("probe") => probe::run(rest),
         Some("demo") => demo::run(rest),
+        Some("keygen") => keygen::run(rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)

@@ -13,6 +13,7 @@
 use core::fmt;
 
 pub mod ctr;
+mod encoding;
 pub mod kem;
 #[cfg(feature = "ring")]
 pub mod ring;

@@ -10,6 +10,7 @@
 //! Keys are wiped when they drop (the crates' `zeroize` features). Packet operations work
 //! in place and allocate nothing per call.
 
+use super::encoding::{constant_time_eq, ecdsa_fixed_signature, left_pad, strip_leading_zeros};
 use chacha20::ChaCha20Legacy;
 use chacha20::cipher::{KeyIvInit, StreamCipher};
 use ed25519_dalek::{Signer, Verifier};
@@ -22,7 +23,6 @@ use crate::crypto::{
     AesGcmKey, ChaChaPolyKey, CryptoProvider, Digest, HashAlg, Hasher, HmacKey, RsaPrivateParts,
     Unauthentic, VerifyKey, rsa_sign_portable,
 };
-use crate::wire::Reader;
 
 /// The pure-Rust provider. Stateless: every key it returns carries its own state.
 #[derive(Debug, Clone, Copy)]
@@ -273,19 +273,6 @@ impl ChaChaPolyKey for ChaChaPoly {
     }
 }
 
-/// Compares two byte strings in time that depends only on their lengths, which are public.
-/// `black_box` stops the compiler from turning the loop into an early exit.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut diff = 0u8;
-    for (x, y) in a.iter().zip(b) {
-        diff = core::hint::black_box(diff | (x ^ y));
-    }
-    diff == 0
-}
-
 /// Ed25519 (RFC 8032 section 5.1.7), with the same rules as `ring`: `S` must be below the
 /// group order, and the check is the cofactorless one, as in OpenSSH.
 fn verify_ed25519(public: &[u8], msg: &[u8], sig: &[u8]) -> bool {
@@ -360,69 +347,9 @@ fn verify_ecdsa_p256(point: &[u8], msg: &[u8], sig: &[u8]) -> bool {
     p256::ecdsa::signature::Verifier::verify(&key, msg, &sig).is_ok()
 }
 
-/// Turns the SSH signature blob `mpint r || mpint s` (RFC 5656 section 3.1.2) into the
-/// fixed-width `r || s` of 32 bytes each, refusing negative and non-minimal mpints, values
-/// wider than 32 bytes and trailing bytes, exactly as the `ring` provider does.
-fn ecdsa_fixed_signature(sig: &[u8]) -> Option<[u8; 64]> {
-    let mut blob = Reader::new(sig);
-    let r = blob.mpint_positive("ecdsa r").ok()?;
-    let s = blob.mpint_positive("ecdsa s").ok()?;
-    blob.finish().ok()?;
-
-    let mut out = [0u8; 64];
-    let (r_out, s_out) = out.split_at_mut(32);
-    left_pad(r, r_out, 32)?;
-    left_pad(s, s_out, 32)?;
-    Some(out)
-}
-
-fn strip_leading_zeros(mut bytes: &[u8]) -> &[u8] {
-    while let [0, rest @ ..] = bytes {
-        bytes = rest;
-    }
-    bytes
-}
-
-/// Writes `value` right-aligned into the first `width` bytes of `buf`, zeros on the left,
-/// and returns those bytes; `None` if `value` is wider than `width` or `buf` too short.
-fn left_pad<'a>(value: &[u8], buf: &'a mut [u8], width: usize) -> Option<&'a [u8]> {
-    let out = buf.get_mut(..width)?;
-    let start = width.checked_sub(value.len())?;
-    let (zeros, tail) = out.split_at_mut(start);
-    zeros.fill(0);
-    tail.copy_from_slice(value);
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mpint(v: &[u8]) -> Vec<u8> {
-        let mut out = (v.len() as u32).to_be_bytes().to_vec();
-        out.extend_from_slice(v);
-        out
-    }
-
-    #[test]
-    fn ecdsa_blob_parsing() {
-        let r = [0x11u8; 32];
-        let s = [0x22u8; 30];
-        let fixed = ecdsa_fixed_signature(&[mpint(&r), mpint(&s)].concat()).unwrap();
-        assert_eq!(fixed[..32], r);
-        assert_eq!(fixed[32..34], [0, 0]);
-        assert_eq!(fixed[34..], s);
-
-        let high = [0x90u8; 32];
-        let negative = [mpint(&high), mpint(&s)].concat();
-        let wide = [mpint(&s), mpint(&[&[1][..], &high[..]].concat())].concat();
-        let padded = [mpint(&r), mpint(&[&[0][..], &s[..]].concat())].concat();
-        let truncated = [mpint(&r), mpint(&s)].concat();
-        let truncated = &truncated[..truncated.len() - 1];
-        for bad in [&negative[..], &wide[..], &padded[..], truncated, &[][..]] {
-            assert_eq!(ecdsa_fixed_signature(bad), None);
-        }
-    }
 
     #[test]
     fn chacha_keystream_layout() {

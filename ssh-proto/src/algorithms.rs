@@ -260,36 +260,9 @@ pub fn apply_spec<A: Algorithm>(current: &[A], spec: &str) -> Result<Vec<A>, Bad
     Ok(list)
 }
 
-/// Glob matching with `*` and `?`, as OpenSSH's `match_pattern`.
-///
-/// Greedy with one backtrack point (the last `*`), so the cost is bounded by the product
-/// of the lengths even for patterns like `*a*a*a*b`, where plain recursion is exponential.
+/// Glob matching with `*` and `?`, as OpenSSH's `match_pattern`, in bounded time.
 pub fn wildmatch(pattern: &str, name: &str) -> bool {
-    let (p, n) = (pattern.as_bytes(), name.as_bytes());
-    let (mut pi, mut ni) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        match p.get(pi) {
-            Some(b'*') => {
-                star = Some((pi, ni));
-                pi += 1;
-            }
-            Some(&c) if c == b'?' || c == n[ni] => {
-                pi += 1;
-                ni += 1;
-            }
-            _ => match star {
-                // Let the last `*` swallow one more byte and try again from there.
-                Some((sp, sn)) => {
-                    star = Some((sp, sn + 1));
-                    pi = sp + 1;
-                    ni = sn + 1;
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
+    crate::pattern::glob(pattern.as_bytes(), name.as_bytes())
 }
 
 /// The algorithms one side offers, most preferred first.

@@ -61,6 +61,7 @@ use std::net::IpAddr;
 
 use crate::base64::{self, Base64Error};
 use crate::hostkey::{KeyError, PublicKey};
+use crate::pattern::glob;
 
 /// The longest line accepted, in bytes, without its line terminator. sshd(8), "AUTHORIZED_KEYS
 /// FILE FORMAT": lines may be "up to a limit of 8 kilobytes, which permits RSA keys up to 16
@@ -1259,36 +1260,6 @@ fn is_leap_year(year: i64) -> bool {
 /// Leap years from year 1 through `year`.
 fn leaps_through(year: i64) -> i64 {
     year / 4 - year / 100 + year / 400
-}
-
-/// `*` and `?` wildcard matching, byte by byte as sshd matches. A mismatch after a `*`
-/// resumes from that star one byte further on; earlier stars never need revisiting, so
-/// the cost is at most the product of the two lengths even for patterns like `*a*a*a*b`,
-/// which make a plain recursive matcher take exponential time.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let mut resume: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match (pattern.get(p), text.get(t)) {
-            (Some(b'*'), _) => {
-                p += 1;
-                resume = Some((p, t));
-            }
-            (Some(&pc), Some(&tc)) if pc == b'?' || pc == tc => {
-                p += 1;
-                t += 1;
-            }
-            _ => match resume {
-                Some((star_p, star_t)) => {
-                    p = star_p;
-                    t = star_t + 1;
-                    resume = Some((star_p, star_t + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern.get(p..).unwrap_or(&[]).iter().all(|&b| b == b'*')
 }
 
 fn is_blank(b: u8) -> bool {

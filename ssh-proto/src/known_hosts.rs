@@ -48,6 +48,7 @@ use sha1::{Digest, Sha1};
 
 use crate::base64;
 use crate::hostkey::PublicKey;
+use crate::pattern::glob;
 use crate::wire::Reader;
 
 /// The port whose servers are named without brackets (RFC 4253 section 4.1).
@@ -196,7 +197,7 @@ impl Entry {
             HostNames::Patterns(patterns) => {
                 let mut positive = false;
                 for pattern in patterns {
-                    if glob_match(pattern.glob.as_bytes(), name.as_bytes()) {
+                    if glob(pattern.glob.as_bytes(), name.as_bytes()) {
                         if pattern.negated {
                             return false;
                         }
@@ -607,45 +608,6 @@ fn escaped(text: &str) -> String {
     out
 }
 
-/// Wildcard matching with `*` (any run, empty too) and `?` (any one byte), as OpenSSH
-/// matches host patterns.
-///
-/// On a mismatch it only ever goes back to just after the last `*`, retrying one byte
-/// further into the name, so the work is bounded by the product of the two lengths. The
-/// recursive form that tries every split at every `*` takes exponential time on
-/// patterns like `*a*a*a*a*b`, which a hostile file can hold.
-fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
-    let (mut p, mut n) = (0, 0);
-    // Where to resume after a mismatch: the pattern just past the last `*`, and the
-    // name position that `*` has swallowed up to.
-    let mut resume: Option<(usize, usize)> = None;
-    while let Some(&c) = name.get(n) {
-        match pattern.get(p) {
-            Some(b'*') => {
-                p += 1;
-                resume = Some((p, n));
-            }
-            Some(&pc) if pc == b'?' || pc == c => {
-                p += 1;
-                n += 1;
-            }
-            _ => match resume {
-                Some((rp, rn)) => {
-                    p = rp;
-                    n = rn + 1;
-                    resume = Some((rp, rn + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern
-        .get(p..)
-        .unwrap_or_default()
-        .iter()
-        .all(|&c| c == b'*')
-}
-
 /// HMAC-SHA1 (RFC 2104) with a 20-byte key, as OpenSSH hashes host names. The key is
 /// shorter than SHA-1's 64-byte block, so it is only padded with zeros.
 fn hmac_sha1(key: &[u8; SALT_LEN], message: &[u8]) -> [u8; SALT_LEN] {
@@ -721,7 +683,7 @@ mod tests {
         ];
         for &(pattern, name, want) in cases {
             assert_eq!(
-                glob_match(pattern.as_bytes(), name.as_bytes()),
+                glob(pattern.as_bytes(), name.as_bytes()),
                 want,
                 "{pattern:?} against {name:?}"
             );
@@ -733,8 +695,8 @@ mod tests {
         // The recursive matcher would take about 2^40 steps here.
         let pattern = "*a".repeat(40) + "b";
         let name = "a".repeat(200);
-        assert!(!glob_match(pattern.as_bytes(), name.as_bytes()));
-        assert!(glob_match(pattern.as_bytes(), (name + "b").as_bytes()));
+        assert!(!glob(pattern.as_bytes(), name.as_bytes()));
+        assert!(glob(pattern.as_bytes(), (name + "b").as_bytes()));
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod kex;
 pub mod known_hosts;
 pub mod msg;
 pub mod packet;
+pub mod pattern;
 pub mod rekey;
 pub mod role;
 pub mod sim;

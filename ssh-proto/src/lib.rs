@@ -16,6 +16,7 @@ pub mod auth;
 pub mod authorized_keys;
 pub mod base64;
 pub mod config;
+pub mod connection;
 pub mod crypto;
 pub mod error;
 #[cfg(feature = "fuzzing")]

@@ -1,0 +1,4 @@
+//! The connection protocol (RFC 4254): channels multiplexed over one authenticated
+//! transport, each with its own flow control.
+
+pub mod window;

@@ -36,6 +36,7 @@ macro_rules! open_enum {
         }
     };
 }
+pub(crate) use open_enum;
 
 open_enum! {
     /// The first byte of every SSH message (RFC 4250 section 4.1.2).

@@ -1,4 +1,5 @@
 //! The connection protocol (RFC 4254): channels multiplexed over one authenticated
 //! transport, each with its own flow control.
 
+pub mod msg;
 pub mod window;

@@ -181,6 +181,18 @@ impl Sealer {
     /// Frames and seals one packet at the end of `out`. `fill` appends the payload; the
     /// payload is never copied. Returns the number of bytes appended.
     pub fn seal_with(&mut self, out: &mut Vec<u8>, fill: impl FnOnce(&mut Vec<u8>)) -> usize {
+        self.seal_padded(out, 0, fill)
+    }
+
+    /// As [`Sealer::seal_with`], with padding that also rounds the packet up to a multiple
+    /// of `round_to` bytes where 255 bytes of padding allow it, so that an observer cannot
+    /// tell the length of a secret (a password) from the packet's length.
+    pub fn seal_padded(
+        &mut self,
+        out: &mut Vec<u8>,
+        round_to: usize,
+        fill: impl FnOnce(&mut Vec<u8>),
+    ) -> usize {
         let start = out.len();
         out.extend_from_slice(&[0; 5]);
         fill(out);
@@ -197,6 +209,13 @@ impl Sealer {
         let mut pad_len = block - aligned % block;
         if pad_len < MIN_PADDING {
             pad_len += block;
+        }
+        // Every multiple of the block size keeps the packet aligned; add blocks until the
+        // length is also a multiple of `round_to`, within the 255 bytes padding may take.
+        if round_to > block {
+            while !(aligned + pad_len).is_multiple_of(round_to) && pad_len + block <= 255 {
+                pad_len += block;
+            }
         }
         out.extend_from_slice(&self.pad[..pad_len]);
 
@@ -412,4 +431,24 @@ fn corrupt() -> Error {
         DisconnectReason::MAC_ERROR,
         "corrupted packet: message authentication failed",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_padding_rounds_to_64_bytes() {
+        for payload in 1..200 {
+            let mut sealer = Sealer::plain();
+            let mut out = Vec::new();
+            let n = sealer.seal_padded(&mut out, 64, |p| p.resize(p.len() + payload, 7));
+            assert_eq!(n % 64, 0, "payload {payload}: {n} bytes");
+            let mut opener = Opener::plain();
+            let Ok(Opened::Packet { payload: range, .. }) = opener.open(&mut out) else {
+                panic!("payload {payload} did not open");
+            };
+            assert_eq!(range.len(), payload);
+        }
+    }
 }

@@ -393,6 +393,25 @@ impl Transport {
         Ok(())
     }
 
+    /// Sends a message whose length would say something about a secret in it (a password,
+    /// keyboard-interactive answers): its padding rounds the packet up to a multiple of 64
+    /// bytes, as OpenSSH does for the same messages. Otherwise as [`Transport::send`].
+    pub fn send_secret(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> Result<(), Error> {
+        const ROUND_TO: usize = 64;
+        self.check_open()?;
+        if self.holding() {
+            // Held messages are sealed later with ordinary padding; a key exchange is rare
+            // enough during authentication that this is accepted.
+            return self.send(fill);
+        }
+        let n = self.sealer.seal_padded(&mut self.out, ROUND_TO, fill);
+        self.counters.sent(n);
+        self.stats.bytes_sent += n as u64;
+        self.stats.packets_sent += 1;
+        self.maybe_rekey();
+        Ok(())
+    }
+
     /// Replies SSH_MSG_UNIMPLEMENTED to the packet with sequence number `seq` (RFC 4253
     /// section 11.4), for messages the layer above does not know.
     pub fn send_unimplemented(&mut self, seq: u32) -> Result<(), Error> {

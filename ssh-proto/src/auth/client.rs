@@ -393,9 +393,8 @@ impl ClientAuth {
     /// the transport's packet buffer; nothing here keeps it. The answer is SUCCESS,
     /// FAILURE, or [`ClientAuthEvent::PasswordChangeRequested`].
     ///
-    /// The packet is padded only to the cipher's block size, so its length tells an
-    /// observer the password's length to within a block; OpenSSH pads this request to 64
-    /// bytes, which would need a padding option in the transport's packet sealer.
+    /// The packet is padded to a multiple of 64 bytes ([`Transport::send_secret`]), so its
+    /// length tells an observer little about the password's.
     pub fn request_password(
         &mut self,
         transport: &mut Transport,
@@ -403,7 +402,7 @@ impl ClientAuth {
     ) -> Result<(), Error> {
         self.check_can_request()?;
         let user = self.user.as_bytes();
-        transport.send(|p| {
+        transport.send_secret(|p| {
             put_head(p, user, Method::Password);
             p.put_bool(false);
             p.put_string(password);
@@ -450,7 +449,7 @@ impl ClientAuth {
         }
         // At most MAX_PROMPTS, so the count fits.
         let count = u32::try_from(prompts).unwrap_or(u32::MAX);
-        transport.send(|p| {
+        transport.send_secret(|p| {
             p.put_u8(USERAUTH_INFO_RESPONSE.0);
             p.put_u32(count);
             for response in responses {

@@ -294,8 +294,9 @@ impl std::error::Error for InvalidHostName {}
 ///
 /// The host is refused, rather than written, when the line would say something else
 /// than "this host": when it is empty, holds whitespace, control bytes, commas or
-/// wildcards, or starts with `!`, `|`, `@` or `#`. A name like `evil,*` would otherwise
-/// trust the key for every host.
+/// wildcards, or starts with `!`, `|`, `@` or `#`, or when the name (with its port, if
+/// any) is longer than [`MAX_PATTERN_LEN`]. A name like `evil,*` would otherwise trust
+/// the key for every host.
 pub fn entry_line(
     host: &str,
     port: u16,
@@ -304,6 +305,12 @@ pub fn entry_line(
 ) -> Result<String, InvalidHostName> {
     check_host(host)?;
     let name = host_port_name(host, port);
+    if name.len() > MAX_PATTERN_LEN {
+        // The parser never matches a longer pattern, so the line would trust nothing.
+        return Err(InvalidHostName {
+            reason: "it is longer than a known_hosts name may be",
+        });
+    }
     let names = match salt {
         Some(salt) => hash_host_name(&name, &salt),
         None => name,

@@ -14,15 +14,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ssh_proto::algorithms::{Cipher, Kex, Mac, Preferences};
+use ssh_proto::base64;
 use ssh_proto::config::Config;
 use ssh_proto::fuzzing::{self, KexMode, TARGETS};
-use ssh_proto::hostkey::{HostKeyPair, SignatureAlg};
+use ssh_proto::hostkey::{HostKeyPair, PublicKey, SignatureAlg};
 use ssh_proto::kex;
+use ssh_proto::known_hosts::entry_line;
 use ssh_proto::msg::MessageNumber;
 use ssh_proto::packet::Sealer;
 use ssh_proto::role::Role;
 use ssh_proto::sim::{Cut, Pair, SeededRng};
 use ssh_proto::transport::Transport;
+use ssh_proto::userkey::{UserKey, UserKeyError};
 use ssh_proto::wire::Writer;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus");
@@ -157,6 +160,121 @@ fn seeds_reach_what_they_were_written_for() {
     assert_eq!(client.delivered, 1, "{client:?}");
     let rekey = fuzzing::transport_server(&seed("transport_server", "kex-curve25519"));
     assert_eq!(rekey.keys_ready, 1, "{rekey:?}");
+}
+
+/// The key targets' seeds reach what they were made for: the key files decrypt, the
+/// signatures verify, and the lookups answer in every way they can.
+#[test]
+fn key_seeds_reach_what_they_were_written_for() {
+    let seeds = |target: &str| {
+        files(&Path::new(CORPUS).join(target))
+            .into_iter()
+            .map(|p| {
+                let name = p.file_name().unwrap().to_str().unwrap().to_owned();
+                (name, fs::read(&p).unwrap())
+            })
+            .collect::<Vec<_>>()
+    };
+    let seed =
+        |target: &str, name: &str| fs::read(Path::new(CORPUS).join(target).join(name)).unwrap();
+
+    for (name, data) in seeds("private_key") {
+        let outcome = fuzzing::private_key(&data);
+        if name.ends_with(".pub") || name.starts_with("pub-line-") {
+            assert!(
+                matches!(outcome.public_line, Some(Ok(_))),
+                "{name}: {outcome:?}"
+            );
+            assert!(
+                matches!(outcome.file, Err(UserKeyError::NotOpensshKey(_))),
+                "{name}: {outcome:?}"
+            );
+        } else if name.starts_with("throwaway-") {
+            // All but the file with ssh-keygen's 16 rounds ask for few enough to decrypt.
+            let decrypts = !name.ends_with("-16-rounds");
+            assert!(outcome.file.is_ok(), "{name}: {outcome:?}");
+            assert_eq!(
+                matches!(outcome.decrypted, Some(Ok(_))),
+                decrypts,
+                "{name}: {outcome:?}"
+            );
+        }
+    }
+    let over = fuzzing::private_key(&seed("private_key", "rounds-1025"));
+    assert_eq!(
+        over.decrypted,
+        Some(Err(UserKeyError::KdfRounds { rounds: 1025 }))
+    );
+    let slow = fuzzing::private_key(&seed("private_key", "rounds-5"));
+    assert!(slow.file.is_ok() && slow.decrypted.is_none(), "{slow:?}");
+
+    for (name, data) in seeds("public_key") {
+        let outcome = fuzzing::public_key(&data);
+        if name.starts_with("blob-") {
+            assert_eq!(
+                outcome.key.is_ok(),
+                name != "blob-known-hosts-p384",
+                "{name}: {outcome:?}"
+            );
+        }
+        if let Some(alg) = name.strip_prefix("signed-").and_then(|n| n.get(3..)) {
+            let mut r = ssh_proto::wire::Reader::new(&data);
+            let key = PublicKey::from_blob(r.string("key").unwrap()).unwrap();
+            let expected = match SignatureAlg::from_name(alg) {
+                // RSA keys under 2048 bits parse but do not verify.
+                Some(_)
+                    if key.key_type() == "ssh-rsa"
+                        && key.bits() < ssh_proto::hostkey::RSA_MIN_VERIFY_BITS =>
+                {
+                    vec![]
+                }
+                Some(alg) => vec![alg],
+                None => vec![],
+            };
+            assert_eq!(outcome.verified, expected, "{name}");
+        }
+    }
+    let sha1 = fuzzing::public_key(&seed("public_key", "signed-ssh-rsa-sha1"));
+    assert!(sha1.verified.is_empty(), "{sha1:?}");
+
+    // every-form.expected has one record per line that is neither blank nor a comment,
+    // `skip:` in its third field for a line that gives a warning.
+    let expected = vector_text("authorized_keys/every-form.expected");
+    let records: Vec<&str> = expected
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    let skipped = records
+        .iter()
+        .filter(|r| r.split(' ').nth(2).unwrap().starts_with("skip:"))
+        .count();
+    let every_form = fuzzing::authorized_keys(&seed("authorized_keys", "every-form"));
+    assert_eq!(every_form.warnings, skipped, "{every_form:?}");
+    assert_eq!(
+        every_form.entries,
+        records.len() - skipped,
+        "{every_form:?}"
+    );
+    // Two listed keys and one that is not, for three clients: see write_authorized_keys_seeds.
+    let lookups = fuzzing::authorized_keys(&seed("authorized_keys", "lookups"));
+    assert_eq!((lookups.found, lookups.refused), (4, 2), "{lookups:?}");
+
+    // every-form.known_hosts: 26 lines that parse, then 8 malformed ones.
+    let every_form = fuzzing::known_hosts(&seed("known_hosts", "every-form"));
+    assert_eq!(
+        (every_form.entries, every_form.invalid_lines),
+        (26, 8),
+        "{every_form:?}"
+    );
+    let mut answered: BTreeSet<String> = BTreeSet::new();
+    for (_, data) in seeds("known_hosts") {
+        for status in fuzzing::known_hosts(&data).statuses {
+            let variant = format!("{status:?}");
+            answered.insert(variant.split([' ', '{']).next().unwrap().to_owned());
+        }
+    }
+    let all = ["Changed", "Known", "OtherTypesKnown", "Revoked", "Unknown"];
+    assert_eq!(answered, all.map(String::from).into(), "lookup answers");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -671,4 +789,387 @@ fn write_seed_corpus() {
         ],
     );
     write("kex_server", "ignore-before-kexinit", &ignore_first);
+
+    write_private_key_seeds();
+    write_public_key_seeds();
+    write_authorized_keys_seeds();
+    write_known_hosts_seeds();
+}
+
+// ---------------------------------------------------------------------------------------
+// Seeds for the key targets, made from the vector files
+
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors");
+
+fn vector(path: &str) -> Vec<u8> {
+    fs::read(Path::new(VECTORS).join(path)).unwrap()
+}
+
+fn vector_text(path: &str) -> String {
+    String::from_utf8(vector(path)).unwrap()
+}
+
+/// The file names under `vectors/userkeys/` that hold keys, sorted.
+fn userkey_files() -> Vec<String> {
+    files(&Path::new(VECTORS).join("userkeys"))
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
+        .filter(|name| name.starts_with("throwaway-"))
+        .collect()
+}
+
+/// The `pub:` lines of `vectors/fingerprints.txt`, `TYPE BASE64 COMMENT`, with their comment.
+fn fingerprint_lines() -> Vec<(String, String)> {
+    vector_text("fingerprints.txt")
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub: "))
+        .map(|l| (l.rsplit(' ').next().unwrap().to_owned(), l.to_owned()))
+        .collect()
+}
+
+/// The key blob of a `TYPE BASE64 ...` line.
+fn blob_of(line: &str) -> Vec<u8> {
+    base64::decode(line.split(' ').nth(1).unwrap()).unwrap()
+}
+
+/// The bytes between the armour lines of an OpenSSH private key file.
+fn key_file_body(text: &str) -> Vec<u8> {
+    let encoded: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::decode(encoded).unwrap()
+}
+
+/// A private key file around `body`, wrapped at 70 columns as `ssh-keygen` writes it.
+fn key_file(body: &[u8]) -> String {
+    let encoded = base64::encode(body);
+    let mut out = String::from("-----BEGIN OPENSSH PRIVATE KEY-----\n");
+    for chunk in encoded.as_bytes().chunks(70) {
+        out.push_str(std::str::from_utf8(chunk).unwrap());
+        out.push('\n');
+    }
+    out + "-----END OPENSSH PRIVATE KEY-----\n"
+}
+
+/// Where the bcrypt round count and the key count sit in a key file body: after the magic,
+/// the cipher and kdf names, and the salt inside the kdf options.
+fn rounds_and_count_offsets(body: &[u8]) -> (usize, usize) {
+    let string_end =
+        |at: usize| at + 4 + u32::from_be_bytes(body[at..at + 4].try_into().unwrap()) as usize;
+    let kdf_name_at = string_end(15);
+    let options_at = string_end(kdf_name_at);
+    // Inside the options: string salt, then uint32 rounds.
+    (string_end(options_at + 4), string_end(options_at))
+}
+
+fn rsa_blob(e: &[u8], n_field: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.put_string(b"ssh-rsa");
+    out.put_mpint(e);
+    out.put_string(n_field);
+    out
+}
+
+fn write_private_key_seeds() {
+    let t = "private_key";
+    for name in userkey_files() {
+        write(t, &name, &vector(&format!("userkeys/{name}")));
+    }
+    for (comment, line) in fingerprint_lines() {
+        write(
+            t,
+            &format!("pub-line-{comment}"),
+            format!("{line}\n").as_bytes(),
+        );
+    }
+
+    // Encrypted with one bcrypt round, so that every run of a mutation decrypts quickly.
+    let provider = ssh_proto::crypto::default_provider();
+    for name in [
+        "throwaway-ed25519",
+        "throwaway-ecdsa-p256",
+        "throwaway-rsa-2048",
+    ] {
+        let key =
+            UserKey::from_openssh(provider, vector(&format!("userkeys/{name}")), None).unwrap();
+        let text = key
+            .to_openssh_with_rounds(
+                key.comment(),
+                Some(fuzzing::KEY_PASSPHRASE),
+                1,
+                &mut SeededRng::new(1),
+            )
+            .unwrap();
+        write(t, &format!("{name}-aes256-ctr-1-round"), text.as_bytes());
+    }
+
+    let encrypted = vector_text("userkeys/throwaway-ed25519-aes256-ctr-16-rounds");
+    let body = key_file_body(&encrypted);
+    let (rounds_at, count_at) = rounds_and_count_offsets(&body);
+    assert_eq!(body[rounds_at..rounds_at + 4], 16u32.to_be_bytes());
+    for rounds in [0, 5, 1025, u32::MAX] {
+        let mut edited = body.clone();
+        edited[rounds_at..rounds_at + 4].copy_from_slice(&rounds.to_be_bytes());
+        write(t, &format!("rounds-{rounds}"), key_file(&edited).as_bytes());
+    }
+    let mut two_keys = body.clone();
+    two_keys[count_at..count_at + 4].copy_from_slice(&2u32.to_be_bytes());
+    write(t, "key-count-2", key_file(&two_keys).as_bytes());
+
+    let clear = vector_text("userkeys/throwaway-ed25519");
+    write(t, "crlf-line-ends", clear.replace('\n', "\r\n").as_bytes());
+    let no_end = clear.replace("-----END OPENSSH PRIVATE KEY-----\n", "");
+    write(t, "no-end-line", no_end.as_bytes());
+    let pem = vector_text("userkeys/throwaway-rsa-1024").replace("OPENSSH", "RSA");
+    write(t, "pem-armour", pem.as_bytes());
+    let mut wrong_magic = key_file_body(&clear);
+    wrong_magic[8] = b'2';
+    write(t, "wrong-magic", key_file(&wrong_magic).as_bytes());
+}
+
+fn write_public_key_seeds() {
+    let t = "public_key";
+    for (comment, line) in fingerprint_lines() {
+        write(t, &format!("blob-{comment}"), &blob_of(&line));
+    }
+    for name in userkey_files().iter().filter(|n| n.ends_with(".pub")) {
+        let line = vector_text(&format!("userkeys/{name}"));
+        write(
+            t,
+            &format!("blob-{}", name.trim_end_matches(".pub")),
+            &blob_of(&line),
+        );
+    }
+    for line in vector_text("known_hosts/keys.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+    {
+        let (label, rest) = line.split_once(' ').unwrap();
+        write(
+            t,
+            &format!("blob-known-hosts-{}", label.to_lowercase()),
+            &blob_of(rest),
+        );
+    }
+
+    // Signed messages: `string key, string signature`, then the signed bytes.
+    let mut signed = Vec::new();
+    for (i, record) in vector_text("hostkey-signatures.txt")
+        .split("\n\n")
+        .filter(|r| r.contains("key: "))
+        .enumerate()
+    {
+        let field = |name: &str| {
+            record
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .unwrap()
+                .to_owned()
+        };
+        let hex = field("data");
+        let data: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let mut seed = Vec::new();
+        seed.put_string(&base64::decode(field("key")).unwrap());
+        seed.put_string(&base64::decode(field("sig")).unwrap());
+        seed.put_raw(&data);
+        write(t, &format!("signed-{i:02}-{}", field("alg")), &seed);
+        signed.push((field("alg"), seed));
+    }
+    // An RSA signature renamed `ssh-rsa`, RSA with SHA-1, which is refused.
+    let (_, rsa) = signed
+        .iter()
+        .find(|(alg, seed)| alg == "rsa-sha2-256" && seed.len() > 600)
+        .unwrap();
+    let mut r = ssh_proto::wire::Reader::new(rsa);
+    let key = r.string("key").unwrap();
+    let mut sig = ssh_proto::wire::Reader::new(r.string("sig").unwrap());
+    sig.string("name").unwrap();
+    let mut renamed = Vec::new();
+    renamed.put_string(b"ssh-rsa");
+    renamed.put_string(sig.string("signature").unwrap());
+    let mut seed = Vec::new();
+    seed.put_string(key);
+    seed.put_string(&renamed);
+    seed.put_raw(r.remaining());
+    write(t, "signed-ssh-rsa-sha1", &seed);
+
+    // Near misses of real keys: every check of the parser, one at a time.
+    let lines = fingerprint_lines();
+    let ed25519 = blob_of(&lines[0].1);
+    let ecdsa = blob_of(&lines[1].1);
+    let PublicKey::Rsa { e, n } = PublicKey::from_blob(&blob_of(&lines[3].1)).unwrap() else {
+        panic!("the fourth fingerprint record is not RSA");
+    };
+    let mut n_field = vec![0, 0];
+    n_field.extend_from_slice(&n);
+    write(t, "rsa-modulus-not-minimal", &rsa_blob(&e, &n_field));
+    let mut e_field = Vec::new();
+    e_field.put_mpint(&e);
+    let mut blob = Vec::new();
+    blob.put_string(b"ssh-rsa");
+    blob.put_string(&[&[0u8][..], &e_field[4..]].concat());
+    blob.put_mpint(&n);
+    write(t, "rsa-exponent-not-minimal", &blob);
+    let moduli: [(&str, Vec<u8>); 5] = [
+        ("rsa-1023-bits", [vec![0x7f], vec![0xff; 127]].concat()),
+        (
+            "rsa-1024-bits",
+            [vec![0x80], vec![0; 126], vec![1]].concat(),
+        ),
+        ("rsa-8192-bits", vec![0xff; 1024]),
+        ("rsa-8193-bits", [vec![1], vec![0xff; 1024]].concat()),
+        (
+            "rsa-even-modulus",
+            [n[..n.len() - 1].to_vec(), vec![0xfe]].concat(),
+        ),
+    ];
+    for (name, modulus) in moduli {
+        let mut blob = Vec::new();
+        blob.put_string(b"ssh-rsa");
+        blob.put_mpint(&e);
+        blob.put_mpint(&modulus);
+        write(t, name, &blob);
+    }
+    for (name, exponent) in [
+        ("rsa-exponent-1", vec![1]),
+        ("rsa-exponent-even", vec![1, 0, 0]),
+        (
+            "rsa-exponent-2-pow-33-minus-1",
+            vec![1, 0xff, 0xff, 0xff, 0xff],
+        ),
+        ("rsa-exponent-2-pow-33-plus-1", vec![2, 0, 0, 0, 1]),
+    ] {
+        let mut blob = Vec::new();
+        blob.put_string(b"ssh-rsa");
+        blob.put_mpint(&exponent);
+        blob.put_mpint(&n);
+        write(t, name, &blob);
+    }
+    write(t, "ed25519-trailing-byte", &[&ed25519[..], &[0]].concat());
+    let mut short = Vec::new();
+    short.put_string(b"ssh-ed25519");
+    short.put_string(&ed25519[ed25519.len() - 31..]);
+    write(t, "ed25519-31-bytes", &short);
+    let point = &ecdsa[ecdsa.len() - 65..];
+    for (name, curve, point) in [
+        ("ecdsa-curve-nistp384", &b"nistp384"[..], point.to_vec()),
+        (
+            "ecdsa-compressed-point",
+            b"nistp256",
+            [&[2u8][..], &point[1..33]].concat(),
+        ),
+        (
+            "ecdsa-point-tag-05",
+            b"nistp256",
+            [&[5u8][..], &point[1..]].concat(),
+        ),
+    ] {
+        let mut blob = Vec::new();
+        blob.put_string(b"ecdsa-sha2-nistp256");
+        blob.put_string(curve);
+        blob.put_string(&point);
+        write(t, name, &blob);
+    }
+}
+
+/// `text` cut into its blank-line separated sections, and its lines that are neither blank
+/// nor comments, each with its line number.
+fn sections_and_lines(text: &str) -> (Vec<&str>, Vec<(usize, &str)>) {
+    let sections = text
+        .split("\n\n")
+        .filter(|s| !s.trim().is_empty())
+        .collect();
+    let lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|(i, l)| (i + 1, l))
+        .collect();
+    (sections, lines)
+}
+
+fn write_authorized_keys_seeds() {
+    let t = "authorized_keys";
+    let text = vector_text("authorized_keys/every-form.authorized_keys");
+    write(t, "every-form", text.as_bytes());
+    write(t, "every-form-crlf", text.replace('\n', "\r\n").as_bytes());
+    let (sections, lines) = sections_and_lines(&text);
+    for (i, section) in sections.iter().enumerate() {
+        write(t, &format!("section-{i}"), section.as_bytes());
+    }
+    for (number, line) in lines {
+        write(t, &format!("line-{number:02}"), line.as_bytes());
+    }
+
+    let fingerprints = fingerprint_lines();
+    let (ed25519, ecdsa) = (&fingerprints[0].1, &fingerprints[1].1);
+    let key = ed25519.rsplit_once(' ').unwrap().0;
+    let other = ecdsa.rsplit_once(' ').unwrap().0;
+    // For the target's three fixed clients (192.0.2.1 in 2023; 10.1.2.3 as an IPv4-mapped
+    // address, named client.example.com, in 2036; 2001:db8::1 in 1970), the first key is
+    // found for the first and third and refused (expired or another network) for the
+    // second; the second key is refused for the first (no line lets in its network) and
+    // found for the others, by mapped address and by IPv6 network: 4 found, 2 refused.
+    let lookups = format!(
+        "expiry-time=\"20200101\" {key} expired\n\
+         from=\"198.51.100.0/24\" {key} another network\n\
+         cert-authority {key} signs certificates\n\
+         expiry-time=\"20300101120000Z\",from=\"192.0.2.0/24,!192.0.2.99\" {key} the office\n\
+         from=\"*.EXAMPLE.com,!10.1.2.3\" {other} by host name\n\
+         from=\"10.1.0.0/16\" {other} by mapped address\n\
+         from=\"2001:db8::/32\" {other} by IPv6 address\n"
+    );
+    write(t, "lookups", lookups.as_bytes());
+    let mut latin1 = format!("{key} caf").into_bytes();
+    latin1.extend_from_slice(b"\xe9 au lait\n");
+    write(t, "latin-1-comment", &latin1);
+    let mut not_utf8 = b"command=\"\xff\" ".to_vec();
+    not_utf8.extend_from_slice(key.as_bytes());
+    write(t, "not-utf8-options", &not_utf8);
+    write(t, "nul-byte", format!("{key} a\0b\n").as_bytes());
+    let long = format!("{key} {}\n", "x".repeat(8192));
+    write(t, "line-too-long", long.as_bytes());
+}
+
+fn write_known_hosts_seeds() {
+    let t = "known_hosts";
+    let text = vector_text("known_hosts/every-form.known_hosts");
+    write(t, "every-form", text.as_bytes());
+    write(t, "every-form-crlf", text.replace('\n', "\r\n").as_bytes());
+    let (sections, lines) = sections_and_lines(&text);
+    for (i, section) in sections.iter().enumerate() {
+        write(t, &format!("section-{i}"), section.as_bytes());
+    }
+    for (number, line) in lines {
+        write(t, &format!("line-{number:02}"), line.as_bytes());
+    }
+
+    let key = PublicKey::from_blob(&blob_of(&fingerprint_lines()[0].1)).unwrap();
+    let written = [
+        entry_line("new.example.com", 22, &key, None).unwrap(),
+        entry_line("New.Example.com", 2222, &key, Some([9; 20])).unwrap(),
+    ];
+    write(t, "written", written.join("\n").as_bytes());
+    let portless = format!(
+        "{}\n@revoked [port.example.com]:2222 {}\n",
+        entry_line("port.example.com", 22, &key, None).unwrap(),
+        entry_line("x", 22, &key, None)
+            .unwrap()
+            .split_once(' ')
+            .unwrap()
+            .1
+    );
+    write(t, "portless-and-revoked", portless.as_bytes());
+    // The long pattern comes second: the target looks up the first name of a line.
+    let long_pattern = format!(
+        "short.example.com,{} {}\n",
+        "p".repeat(1024),
+        written[0].split_once(' ').unwrap().1
+    );
+    write(t, "pattern-too-long", long_pattern.as_bytes());
+    write(t, "many-invalid-lines", "x\n".repeat(120).as_bytes());
+    let mut not_utf8 = written[0].clone().into_bytes();
+    not_utf8.extend_from_slice(b" comment \xff\xfe\n\xc3 ssh-ed25519\n");
+    write(t, "not-utf8", &not_utf8);
 }

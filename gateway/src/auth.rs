@@ -232,6 +232,14 @@ impl<'a> Authenticator<'a> {
         }
     }
 
+    /// The server's latest list of methods that can continue.
+    fn remaining(&self) -> Vec<String> {
+        self.auth
+            .can_continue()
+            .map(<[String]>::to_vec)
+            .unwrap_or_default()
+    }
+
     fn candidates(&mut self) -> Vec<Candidate> {
         let mut list = Vec::new();
         if let Some(path) = &self.settings.agent {
@@ -338,11 +346,7 @@ impl<'a> Authenticator<'a> {
             }
         }
         if last.is_empty() {
-            last = self
-                .auth
-                .can_continue()
-                .map(<[String]>::to_vec)
-                .unwrap_or_default();
+            last = self.remaining();
         }
         Ok(Step::Failed(last))
     }
@@ -377,7 +381,8 @@ impl<'a> Authenticator<'a> {
     }
 
     fn password(&mut self) -> Result<Step, AuthError> {
-        let mut last = Vec::new();
+        // If no password can be asked for, the server's list stands as it was.
+        let mut last = self.remaining();
         for _ in 0..PROMPT_TRIES {
             let prompt = format!("{}'s password: ", self.target);
             let Ok(password) = self.prompter.secret(&prompt) else {
@@ -442,12 +447,7 @@ impl<'a> Authenticator<'a> {
                             Ok(a) => answers.push(a),
                             Err(e) => {
                                 log::debug!("keyboard-interactive abandoned: {e}");
-                                return Ok(Step::Failed(
-                                    self.auth
-                                        .can_continue()
-                                        .map(<[String]>::to_vec)
-                                        .unwrap_or_default(),
-                                ));
+                                return Ok(Step::Failed(self.remaining()));
                             }
                         }
                     }
@@ -458,12 +458,7 @@ impl<'a> Authenticator<'a> {
                 other => return Err(unexpected(&other)),
             }
         }
-        Ok(Step::Failed(
-            self.auth
-                .can_continue()
-                .map(<[String]>::to_vec)
-                .unwrap_or_default(),
-        ))
+        Ok(Step::Failed(self.remaining()))
     }
 }
 

@@ -72,11 +72,15 @@ pub enum Peer {
     SshAudit,
     /// The system's `ssh-keygen` (OpenSSH 9.2), used for host and client keys.
     SshKeygen,
+    /// The system's `ssh-agent` (OpenSSH 9.2), holding keys for clients that use an agent.
+    SshAgent,
+    /// The system's `ssh-add`, which loads keys into an agent.
+    SshAdd,
 }
 
 impl Peer {
     /// Every peer, for listing what is installed.
-    pub const ALL: [Peer; 15] = [
+    pub const ALL: [Peer; 17] = [
         Peer::Sshd92,
         Peer::Ssh92,
         Peer::Sshd100,
@@ -92,6 +96,8 @@ impl Peer {
         Peer::PeerPython,
         Peer::SshAudit,
         Peer::SshKeygen,
+        Peer::SshAgent,
+        Peer::SshAdd,
     ];
 
     /// The environment variable (and `env.sh` entry) that holds this peer's path.
@@ -112,6 +118,8 @@ impl Peer {
             Peer::PeerPython => "PEER_PYTHON",
             Peer::SshAudit => "SSH_AUDIT",
             Peer::SshKeygen => "SSH_KEYGEN",
+            Peer::SshAgent => "SSH_AGENT_PROGRAM",
+            Peer::SshAdd => "SSH_ADD",
         }
     }
 
@@ -129,6 +137,8 @@ impl Peer {
             Peer::Puttygen => Some("/usr/bin/puttygen"),
             Peer::Iperf3 => Some("/usr/bin/iperf3"),
             Peer::SshKeygen => Some("/usr/bin/ssh-keygen"),
+            Peer::SshAgent => Some("/usr/bin/ssh-agent"),
+            Peer::SshAdd => Some("/usr/bin/ssh-add"),
             Peer::Sshd100
             | Peer::Ssh100
             | Peer::Sshd100Libexec
@@ -934,6 +944,17 @@ impl Dropbear {
     /// Returns `None` when Dropbear is not installed outside CI (see [`unavailable`]);
     /// panics when it is installed but fails to start.
     pub fn start(extra_args: &[&str]) -> Option<Dropbear> {
+        Dropbear::start_inner(extra_args, false)
+    }
+
+    /// Like [`Dropbear::start`] without `-s`, so that password logins are allowed too.
+    /// Dropbear checks them against the system's password database, so they need a
+    /// [`SystemUser`] with a password.
+    pub fn start_allowing_passwords(extra_args: &[&str]) -> Option<Dropbear> {
+        Dropbear::start_inner(extra_args, true)
+    }
+
+    fn start_inner(extra_args: &[&str], passwords: bool) -> Option<Dropbear> {
         let dropbear = require(Peer::Dropbear)?;
         let dropbearkey = require(Peer::Dropbearkey)?;
         let dir = TempDir::new("dropbear");
@@ -968,8 +989,12 @@ impl Dropbear {
         let pid_file = dir.join("dropbear.pid");
         let make_command = |port: u16| {
             let mut command = Command::new(&dropbear);
+            command.args(["-F", "-E"]);
+            if !passwords {
+                command.arg("-s");
+            }
             command
-                .args(["-F", "-E", "-s", "-p", &format!("127.0.0.1:{port}"), "-r"])
+                .args(["-p", &format!("127.0.0.1:{port}"), "-r"])
                 .arg(&key_path)
                 .arg("-P")
                 .arg(&pid_file)
@@ -1022,6 +1047,443 @@ impl Dropbear {
     /// A `known_hosts` file (in its folder) that names its host key.
     pub fn known_hosts_path(&self) -> PathBuf {
         self.server.dir.join("known_hosts")
+    }
+}
+
+/// A throwaway system account, for servers that check logins against the system: a
+/// password login to sshd or Dropbear, and Dropbear's keys, which it reads only from
+/// `~USER/.ssh/authorized_keys`. Its home is in a temp folder, its password is set with
+/// `chpasswd`, and `userdel -r` removes it, home included, when dropped.
+///
+/// Creating accounts needs root, which the interop tests have, in CI too. Drop the
+/// servers a test logged in to before the user: `userdel` refuses to remove an account
+/// whose processes still run, and declaring the user first makes Rust drop it last.
+#[derive(Debug)]
+pub struct SystemUser {
+    name: String,
+    password: String,
+    home: PathBuf,
+    uid: u32,
+    gid: u32,
+    // Dropped after the account is gone.
+    _dir: TempDir,
+}
+
+impl SystemUser {
+    /// Creates an account with a fresh name (`itest` and digits), the shell `/bin/sh`,
+    /// which Dropbear requires to be listed in `/etc/shells`, and `password`. Returns
+    /// `None` (or panics under CI) when not running as root or the tools are missing.
+    pub fn create(password: &str) -> Option<SystemUser> {
+        const TOOLS: [&str; 3] = [
+            "/usr/sbin/useradd",
+            "/usr/sbin/userdel",
+            "/usr/sbin/chpasswd",
+        ];
+        if let Some(missing) = TOOLS.iter().find(|t| !Path::new(t).exists()) {
+            return unavailable(&format!("{missing} missing (Debian's passwd package)"));
+        }
+        if current_user() != "root" {
+            return unavailable("creating a system user needs root");
+        }
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let dir = TempDir::new("user");
+        for _ in 0..20 {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            // At most 32 characters, as useradd requires.
+            let name = format!("itest{}n{n}", std::process::id());
+            let home = dir.join(&name);
+            let out = run(
+                Command::new("/usr/sbin/useradd")
+                    .args(["-m", "-s", "/bin/sh", "-d"])
+                    .arg(&home)
+                    .arg(&name),
+                Duration::from_secs(30),
+            );
+            // 9: the name is taken, by an account a killed test run left behind.
+            if out.status.code() == Some(9) {
+                continue;
+            }
+            assert!(out.success(), "useradd failed: {out}");
+            let user = SystemUser {
+                uid: id_number(&name, "-u"),
+                gid: id_number(&name, "-g"),
+                name,
+                password: password.to_owned(),
+                home,
+                _dir: dir,
+            };
+            let out = run_with_input(
+                &mut Command::new("/usr/sbin/chpasswd"),
+                Some(format!("{}:{password}\n", user.name).as_bytes()),
+                Duration::from_secs(30),
+            );
+            assert!(out.success(), "chpasswd failed: {out}");
+            return Some(user);
+        }
+        panic!("no free user name for a throwaway account");
+    }
+
+    /// The account's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The password it was created with.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// Its home folder.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// Adds one line to `~/.ssh/authorized_keys`, creating the folder and file as the
+    /// user's own, not writable by others: Dropbear ignores the file otherwise.
+    pub fn authorize(&self, public_key: &str) {
+        let ssh_dir = self.home.join(".ssh");
+        fs::create_dir_all(&ssh_dir).expect("create ~/.ssh");
+        fs::set_permissions(&ssh_dir, fs::Permissions::from_mode(0o700)).expect("chmod ~/.ssh");
+        let path = ssh_dir.join("authorized_keys");
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("open ~/.ssh/authorized_keys");
+        writeln!(file, "{}", public_key.trim()).expect("append to authorized_keys");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+            .expect("chmod authorized_keys");
+        for owned in [&ssh_dir, &path] {
+            std::os::unix::fs::chown(owned, Some(self.uid), Some(self.gid))
+                .unwrap_or_else(|e| panic!("chown {}: {e}", owned.display()));
+        }
+    }
+}
+
+impl Drop for SystemUser {
+    fn drop(&mut self) {
+        // -f: a session a killed server left behind must not keep the account alive.
+        let out = run(
+            Command::new("/usr/sbin/userdel")
+                .args(["-r", "-f"])
+                .arg(&self.name),
+            Duration::from_secs(30),
+        );
+        // 12: the home could not be removed (it may be gone already); the account is.
+        if !out.success() && out.status.code() != Some(12) {
+            let _ = writeln!(
+                std::io::stderr(),
+                "could not remove the throwaway user {}: {out}",
+                self.name
+            );
+        }
+    }
+}
+
+/// A user or group id from `id`.
+fn id_number(name: &str, flag: &str) -> u32 {
+    let out = run(
+        Command::new("id").arg(flag).arg(name),
+        Duration::from_secs(10),
+    );
+    assert!(out.success(), "{out}");
+    out.stdout_text()
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("odd id output: {out}"))
+}
+
+/// A real `ssh-agent` (`ssh-agent -D -a SOCKET`) in its own temp folder, killed when
+/// dropped.
+#[derive(Debug)]
+pub struct SshAgent {
+    child: Child,
+    socket: PathBuf,
+    // Dropped last, after the process is gone.
+    _dir: TempDir,
+}
+
+impl SshAgent {
+    /// Starts an agent and waits for its socket. Returns `None` (or panics under CI) when
+    /// `ssh-agent` or `ssh-add` is missing.
+    pub fn start() -> Option<SshAgent> {
+        let program = require(Peer::SshAgent)?;
+        require(Peer::SshAdd)?;
+        let dir = TempDir::new("agent");
+        let socket = dir.join("agent.sock");
+        let mut child = Command::new(program)
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start ssh-agent");
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !socket.exists() {
+            if Instant::now() >= deadline {
+                kill_group(&mut child);
+                let _ = child.wait();
+                panic!("ssh-agent made no socket within {START_TIMEOUT:?}");
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        Some(SshAgent {
+            child,
+            socket,
+            _dir: dir,
+        })
+    }
+
+    /// The socket clients use (`SSH_AUTH_SOCK`).
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Loads a private key file with `ssh-add`; panics if it fails.
+    pub fn add(&self, private_key: &Path) {
+        let ssh_add = require(Peer::SshAdd).expect("ssh-add was found when the agent started");
+        let out = run(
+            Command::new(ssh_add)
+                .arg(private_key)
+                .env("SSH_AUTH_SOCK", &self.socket),
+            Duration::from_secs(30),
+        );
+        assert!(out.success(), "ssh-add failed: {out}");
+    }
+}
+
+impl Drop for SshAgent {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+        let _ = self.child.wait();
+    }
+}
+
+/// A script of this repository's `tests/peers` folder.
+pub fn peer_script(name: &str) -> PathBuf {
+    repo_root().join("tests/peers").join(name)
+}
+
+/// A server written in Python (asyncssh), run by the venv's interpreter from a script in
+/// `tests/peers`, on a free loopback port in its own temp folder. The script must take
+/// `--port N` and print `listening on 127.0.0.1 port N` once it listens. Killed when
+/// dropped.
+#[derive(Debug)]
+pub struct PythonServer {
+    server: Server,
+}
+
+impl PythonServer {
+    /// Starts `PEER_PYTHON tests/peers/SCRIPT ARGS... --port N`. `args` gets the server's
+    /// folder, to name files in it (`prepare` runs first, to write them). Returns `None`
+    /// when the venv is missing outside CI.
+    pub fn start(
+        name: &str,
+        script: &str,
+        prepare: impl FnOnce(&Path),
+        args: impl Fn(&Path) -> Vec<std::ffi::OsString>,
+    ) -> Option<PythonServer> {
+        let python = require(Peer::PeerPython)?;
+        let dir = TempDir::new("python");
+        prepare(dir.path());
+        let dir_path = dir.path().to_path_buf();
+        let script = peer_script(script);
+        let make_command = |port: u16| {
+            let mut command = Command::new(&python);
+            command
+                .arg("-u")
+                .arg(&script)
+                .args(args(&dir_path))
+                .args(["--port", &port.to_string()]);
+            command
+        };
+        let server = Server::start(name, dir, make_command, |port| {
+            format!("listening on 127.0.0.1 port {port}")
+        });
+        Some(PythonServer { server })
+    }
+
+    /// The port it listens on, on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.server.port
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// Its temp folder.
+    pub fn dir(&self) -> &Path {
+        self.server.dir.path()
+    }
+
+    /// Everything it has printed so far.
+    pub fn log(&self) -> String {
+        self.server.log()
+    }
+
+    /// Waits until its log contains `needle`; false if it did not within `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.server.wait_for_log(needle, timeout)
+    }
+
+    /// A `known_hosts` line naming this server with `public_key` (its host key's line).
+    pub fn known_hosts_line(&self, public_key: &str) -> String {
+        format!("[127.0.0.1]:{} {}\n", self.port(), public_key.trim())
+    }
+}
+
+/// Writes an `SSH_ASKPASS` program at `path` that answers every question with `answer`
+/// and appends each prompt to `path.log`, so a test can tell whether it was asked.
+pub fn write_askpass(path: &Path, answer: &str) -> PathBuf {
+    assert!(
+        !answer.contains('\''),
+        "the answer is written in single quotes"
+    );
+    let log = PathBuf::from(format!("{}.log", path.display()));
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\nprintf '%s\\n' '{answer}'\n",
+        log.display()
+    );
+    fs::write(path, script).expect("write askpass program");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).expect("chmod askpass");
+    log
+}
+
+/// The `gateway` binary. `GATEWAY_BIN` names one to test (a release build, say);
+/// otherwise it is built once per test process with the same cargo and profile that built
+/// the running test. Cargo gives `CARGO_BIN_EXE_*` only to tests of the binary's own
+/// package, so the path comes from cargo's JSON messages instead.
+pub fn gateway_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        for var in ["GATEWAY_BIN", "CARGO_BIN_EXE_gateway"] {
+            if let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+                return PathBuf::from(path);
+            }
+        }
+        build_gateway()
+    })
+}
+
+fn build_gateway() -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.args([
+        "build",
+        "--quiet",
+        "-p",
+        "gateway",
+        "--bin",
+        "gateway",
+        "--message-format=json-render-diagnostics",
+    ]);
+    if !cfg!(debug_assertions) {
+        command.arg("--release");
+    }
+    // Cargo describes the running test to it in variables such as CARGO_PKG_NAME. Some
+    // build scripts (ring's) rebuild when those change, so passing them on would rebuild
+    // the whole dependency tree here, and again at the next plain `cargo build`.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let describes_the_test = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+            || [
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+            ]
+            .contains(&name.as_ref());
+        if describes_the_test {
+            command.env_remove(name.as_ref());
+        }
+    }
+    let out = command
+        .current_dir(repo_root())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run cargo build");
+    assert!(out.status.success(), "cargo build -p gateway failed");
+    let messages = String::from_utf8_lossy(&out.stdout);
+    // One JSON object per line; the binary's artifact names its executable.
+    let path = messages
+        .lines()
+        .filter(|l| l.contains(r#""reason":"compiler-artifact""#))
+        .filter(|l| l.contains(r#""name":"gateway""#))
+        .find_map(|l| {
+            let rest = &l[l.find(r#""executable":""#)? + r#""executable":""#.len()..];
+            Some(PathBuf::from(&rest[..rest.find('"')?]))
+        })
+        .unwrap_or_else(|| panic!("no gateway executable in cargo's messages:\n{messages}"));
+    assert!(path.is_file(), "{} does not exist", path.display());
+    path
+}
+
+/// The results of a test's cells (peer × method), printed as a table (visible with
+/// `--nocapture`) and checked together, so that one failed cell does not hide the others.
+#[derive(Debug)]
+pub struct Cells {
+    title: String,
+    rows: Vec<(String, String, Result<String, String>)>,
+}
+
+impl Cells {
+    pub fn new(title: &str) -> Cells {
+        Cells {
+            title: title.to_owned(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a cell: `Ok` holds a short note for the table, `Err` everything needed to see
+    /// why it failed.
+    pub fn record(&mut self, peer: &str, method: &str, result: Result<String, String>) {
+        self.rows.push((peer.to_owned(), method.to_owned(), result));
+    }
+
+    /// Prints the table and panics listing every failed cell, if any.
+    pub fn finish(self) {
+        let failed: Vec<_> = self.rows.iter().filter(|r| r.2.is_err()).collect();
+        println!(
+            "\n{}: {} passed, {} failed",
+            self.title,
+            self.rows.len() - failed.len(),
+            failed.len()
+        );
+        let peer_width = self.rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let method_width = self.rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+        for (peer, method, result) in &self.rows {
+            let (verdict, note) = match result {
+                Ok(note) => ("ok  ", note.as_str()),
+                Err(_) => ("FAIL", ""),
+            };
+            println!("  {verdict}  {peer:peer_width$}  {method:method_width$}  {note}");
+        }
+        assert!(
+            failed.is_empty(),
+            "{}: {} cells failed:\n\n{}",
+            self.title,
+            failed.len(),
+            failed
+                .iter()
+                .map(|(peer, method, result)| format!(
+                    "--- {peer} / {method}:\n{}",
+                    result.as_ref().err().map_or("", String::as_str)
+                ))
+                .collect::<Vec<_>>()
+                .join("\n\n")
+        );
     }
 }
 

@@ -4,69 +4,15 @@
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::process::Command;
 use std::time::Duration;
 
-use interop::peers::{OpenSsh, Peer, RunOutput, Sshd, repo_root, require, run};
+use interop::peers::{OpenSsh, Peer, RunOutput, Sshd, gateway_binary, require, run};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The `gateway` binary. `GATEWAY_BIN` names one to test (a release build, say);
-/// otherwise it is built once per test process with the same cargo and profile that built
-/// this test. Cargo gives `CARGO_BIN_EXE_*` only to tests of the binary's own package, so
-/// the path comes from cargo's JSON messages instead.
-fn gateway() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        for var in ["GATEWAY_BIN", "CARGO_BIN_EXE_gateway"] {
-            if let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) {
-                return PathBuf::from(path);
-            }
-        }
-        build_gateway()
-    })
-}
-
-fn build_gateway() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.args([
-        "build",
-        "--quiet",
-        "-p",
-        "gateway",
-        "--bin",
-        "gateway",
-        "--message-format=json-render-diagnostics",
-    ]);
-    if !cfg!(debug_assertions) {
-        command.arg("--release");
-    }
-    let out = command
-        .current_dir(repo_root())
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run cargo build");
-    assert!(out.status.success(), "cargo build -p gateway failed");
-    let messages = String::from_utf8_lossy(&out.stdout);
-    // One JSON object per line; the binary's artifact names its executable.
-    let path = messages
-        .lines()
-        .filter(|l| l.contains(r#""reason":"compiler-artifact""#))
-        .filter(|l| l.contains(r#""name":"gateway""#))
-        .find_map(|l| {
-            let rest = &l[l.find(r#""executable":""#)? + r#""executable":""#.len()..];
-            Some(PathBuf::from(&rest[..rest.find('"')?]))
-        })
-        .unwrap_or_else(|| panic!("no gateway executable in cargo's messages:\n{messages}"));
-    assert!(path.is_file(), "{} does not exist", path.display());
-    path
-}
-
 fn probe(port: u16, options: &[&str]) -> RunOutput {
-    let mut command = Command::new(gateway());
+    let mut command = Command::new(gateway_binary());
     command.args(["probe", "-p", &port.to_string()]);
     for option in options {
         command.args(["-o", option]);

@@ -1,0 +1,904 @@
+//! The channel multiplexer (`connection::channels`) over a real handshake: both sides
+//! running [`Channels`] for the ordinary flows, and a hand-written client sending raw
+//! connection messages for the Channels rows of HOSTILE.md.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use ssh_proto::Error;
+use ssh_proto::config::Config;
+use ssh_proto::connection::channels::{
+    Channels, ChannelsConfig, Event, Input, OwnedChannelType, OwnedRequest,
+};
+use ssh_proto::connection::msg::{
+    ChannelOpen, ChannelRequestBody, ChannelType, Message, OpenFailureReason,
+};
+use ssh_proto::connection::window::WindowConfig;
+use ssh_proto::crypto::default_provider;
+use ssh_proto::hostkey::HostKeyPair;
+use ssh_proto::msg::{DisconnectReason, MessageNumber};
+use ssh_proto::sim::{Cut, Pair, Side};
+use ssh_proto::wire::Writer;
+
+// ---------------------------------------------------------------------------------------
+// The rig
+
+/// One side's application: its channels, the events it saw and the bytes it read.
+struct Peer {
+    /// `None` for the hand-written client, which sees raw payloads only.
+    ch: Option<Channels>,
+    events: VecDeque<Event>,
+    stdout: HashMap<u32, Vec<u8>>,
+    stderr: HashMap<u32, Vec<u8>>,
+    /// Report data as read as soon as it arrives.
+    consume: bool,
+    /// Payloads not routed to `ch` (all of them for a raw peer).
+    raw: Vec<Vec<u8>>,
+}
+
+impl Peer {
+    fn new(config: Option<ChannelsConfig>) -> Self {
+        Self {
+            ch: config.map(|c| Channels::new(c).unwrap()),
+            events: VecDeque::new(),
+            stdout: HashMap::new(),
+            stderr: HashMap::new(),
+            consume: true,
+            raw: Vec::new(),
+        }
+    }
+
+    fn ch(&mut self) -> &mut Channels {
+        self.ch.as_mut().unwrap()
+    }
+
+    fn next_event(&mut self) -> Event {
+        self.events.pop_front().expect("an event")
+    }
+}
+
+struct Rig {
+    pair: Pair,
+    client: Peer,
+    server: Peer,
+}
+
+fn config(initial: u32, max: u32, max_packet: u32) -> ChannelsConfig {
+    ChannelsConfig {
+        window: WindowConfig {
+            initial,
+            max,
+            max_packet,
+        },
+        ..ChannelsConfig::default()
+    }
+}
+
+impl Rig {
+    /// A handshaken, authenticated pair; `client` is `None` for a hand-written client.
+    fn new(client: Option<ChannelsConfig>, server: ChannelsConfig) -> Self {
+        let provider = default_provider();
+        let c = Config {
+            provider,
+            ..Config::default()
+        };
+        let s = Config {
+            provider,
+            host_keys: vec![HostKeyPair::ed25519_from_seed(provider, &[7; 32])],
+            ..Config::default()
+        };
+        let mut pair = Pair::new(Arc::new(c), Arc::new(s), 1, Cut::Whole);
+        pair.handshake().unwrap();
+        pair.client.transport.set_authenticated();
+        pair.server.transport.set_authenticated();
+        Self {
+            pair,
+            client: Peer::new(client),
+            server: Peer::new(Some(server)),
+        }
+    }
+
+    fn both() -> Self {
+        Self::new(Some(ChannelsConfig::default()), ChannelsConfig::default())
+    }
+
+    /// Delivers what the client sent to the server.
+    fn server_reads(&mut self) -> Result<(), Error> {
+        self.pair.flush();
+        let wire = std::mem::take(self.pair.c2s_in_flight());
+        let now = self.pair.now;
+        deliver(&mut self.pair.server, wire, &mut self.server, now)
+    }
+
+    /// Delivers what the server sent to the client.
+    fn client_reads(&mut self) -> Result<(), Error> {
+        self.pair.flush();
+        let wire = std::mem::take(self.pair.s2c_in_flight());
+        let now = self.pair.now;
+        deliver(&mut self.pair.client, wire, &mut self.client, now)
+    }
+
+    /// Moves bytes both ways until nothing is in flight.
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            self.pair.flush();
+            if self.pair.c2s_in_flight().is_empty() && self.pair.s2c_in_flight().is_empty() {
+                return;
+            }
+            self.server_reads().unwrap();
+            self.client_reads().unwrap();
+        }
+        panic!("the rig did not settle");
+    }
+
+    /// The hand-written client sends one payload; returns how the server took it.
+    fn raw(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.pair
+            .client
+            .transport
+            .send(|p| p.extend_from_slice(payload))
+            .unwrap();
+        self.server_reads()
+    }
+
+    /// The server refused what it got with `reason`, and the client heard it.
+    #[track_caller]
+    fn expect_disconnect(&mut self, result: Result<(), Error>) {
+        let e = result.expect_err("the server must end the connection");
+        assert_eq!(
+            e.disconnect_reason(),
+            DisconnectReason::PROTOCOL_ERROR,
+            "{e:?}"
+        );
+        assert!(self.pair.server.transport.is_closed());
+        match self.client_reads() {
+            Err(Error::PeerDisconnected { reason, .. }) => {
+                assert_eq!(reason, DisconnectReason::PROTOCOL_ERROR);
+            }
+            other => panic!("the client must hear a DISCONNECT, got {other:?}"),
+        }
+    }
+
+    /// The raw client opens a session with `window` and `max_packet`; the server accepts.
+    /// Returns the server's id for it.
+    fn raw_session(&mut self, sender: u32, window: u32, max_packet: u32) -> u32 {
+        self.raw(&open_msg(sender, window, max_packet)).unwrap();
+        let Event::OpenRequest { channel, kind } = self.server.next_event() else {
+            panic!("an open request");
+        };
+        assert_eq!(kind, OwnedChannelType::Session);
+        let t = &mut self.pair.server.transport;
+        self.server.ch.as_mut().unwrap().accept(t, channel).unwrap();
+        self.client_reads().unwrap();
+        let got = self.client.raw.pop().unwrap();
+        assert_eq!(got[0], MessageNumber::CHANNEL_OPEN_CONFIRMATION.0);
+        channel
+    }
+
+    /// The client opens a session and the server accepts it. Returns (client id, server
+    /// id).
+    fn session(&mut self) -> (u32, u32) {
+        let t = &mut self.pair.client.transport;
+        let c = self.client.ch().open(t, &ChannelType::Session).unwrap();
+        self.server_reads().unwrap();
+        let Event::OpenRequest { channel: s, kind } = self.server.next_event() else {
+            panic!("an open request");
+        };
+        assert_eq!(kind, OwnedChannelType::Session);
+        let t = &mut self.pair.server.transport;
+        self.server.ch().accept(t, s).unwrap();
+        self.client_reads().unwrap();
+        assert_eq!(self.client.next_event(), Event::Opened { channel: c });
+        (c, s)
+    }
+}
+
+/// Feeds `wire` to one side: connection messages go to its [`Channels`], data is kept
+/// (and reported read when the peer consumes), events are collected.
+fn deliver(
+    side: &mut Side,
+    wire: Vec<u8>,
+    peer: &mut Peer,
+    now: std::time::Instant,
+) -> Result<(), Error> {
+    side.inbox.extend(wire);
+    let mut start = 0;
+    let result = loop {
+        let decoded = match side.transport.decode(&mut side.inbox[start..], now) {
+            Ok(d) => d,
+            Err(e) => break Err(e),
+        };
+        start += decoded.consumed;
+        while side.transport.poll_event().is_some() {}
+        if let Some(packet) = decoded.packet {
+            match peer.ch.as_mut() {
+                Some(ch) if packet.payload[0] >= 80 => {
+                    match ch.handle(&mut side.transport, packet.payload, packet.seq, now) {
+                        Ok(Some(Input::Data {
+                            channel,
+                            stderr,
+                            data,
+                        })) => {
+                            let store = if stderr {
+                                &mut peer.stderr
+                            } else {
+                                &mut peer.stdout
+                            };
+                            store.entry(channel).or_default().extend_from_slice(data);
+                            if peer.consume
+                                && let Err(e) =
+                                    ch.consumed(&mut side.transport, channel, data.len(), now)
+                            {
+                                break Err(e);
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => break Err(e),
+                    }
+                    while let Some(event) = ch.poll_event() {
+                        peer.events.push_back(event);
+                    }
+                }
+                _ => peer.raw.push(packet.payload.to_vec()),
+            }
+        }
+        if decoded.consumed == 0 {
+            break Ok(());
+        }
+    };
+    side.inbox.drain(..start);
+    result
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw messages
+
+fn open_msg(sender: u32, window: u32, max_packet: u32) -> Vec<u8> {
+    let mut p = Vec::new();
+    ChannelOpen {
+        sender,
+        initial_window: window,
+        max_packet,
+        channel_type: ChannelType::Session,
+    }
+    .write(&mut p);
+    p
+}
+
+fn recipient_msg(number: MessageNumber, recipient: u32) -> Vec<u8> {
+    let mut p = vec![number.0];
+    p.put_u32(recipient);
+    p
+}
+
+fn adjust_msg(recipient: u32, by: u32) -> Vec<u8> {
+    let mut p = recipient_msg(MessageNumber::CHANNEL_WINDOW_ADJUST, recipient);
+    p.put_u32(by);
+    p
+}
+
+fn data_msg(recipient: u32, data: &[u8]) -> Vec<u8> {
+    let mut p = recipient_msg(MessageNumber::CHANNEL_DATA, recipient);
+    p.put_string(data);
+    p
+}
+
+/// The OPEN_FAILURE reasons among the raw payloads, with their recipients.
+fn open_failures(raw: &[Vec<u8>]) -> Vec<(u32, OpenFailureReason)> {
+    raw.iter()
+        .filter_map(|p| match Message::parse(p) {
+            Ok(Message::ChannelOpenFailure(f)) => Some((f.recipient, f.reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Ordinary flows, both sides running Channels
+
+#[test]
+fn session_exec_data_eof_exit_status_close_and_id_reuse() {
+    let mut rig = Rig::both();
+    let (c, s) = rig.session();
+
+    // exec with a reply.
+    let t = &mut rig.pair.client.transport;
+    let exec = ChannelRequestBody::Exec {
+        command: b"echo \xffhi",
+    };
+    rig.client.ch().request(t, c, &exec, true).unwrap();
+    rig.server_reads().unwrap();
+    assert_eq!(
+        rig.server.next_event(),
+        Event::Request {
+            channel: s,
+            request: OwnedRequest::Exec {
+                command: b"echo \xffhi".to_vec()
+            },
+            want_reply: true,
+        }
+    );
+    let t = &mut rig.pair.server.transport;
+    rig.server.ch().reply(t, s, true).unwrap();
+    // A second reply has no request to answer.
+    assert!(matches!(
+        rig.server.ch().reply(t, s, true),
+        Err(Error::Misuse(_))
+    ));
+    rig.client_reads().unwrap();
+    assert_eq!(
+        rig.client.next_event(),
+        Event::RequestResult {
+            channel: c,
+            ok: true
+        }
+    );
+
+    // Data both ways, stdout and stderr apart, exact bytes.
+    let t = &mut rig.pair.server.transport;
+    assert_eq!(
+        rig.server.ch().send_data(t, s, false, b"hello\n").unwrap(),
+        6
+    );
+    assert_eq!(rig.server.ch().send_data(t, s, true, b"oops").unwrap(), 4);
+    let t = &mut rig.pair.client.transport;
+    assert_eq!(rig.client.ch().send_data(t, c, false, b"input").unwrap(), 5);
+    rig.pump();
+    assert_eq!(rig.client.stdout[&c], b"hello\n");
+    assert_eq!(rig.client.stderr[&c], b"oops");
+    assert_eq!(rig.server.stdout[&s], b"input");
+    assert!(rig.server.stderr.is_empty());
+
+    // EOF, then exit-status without a reply.
+    let t = &mut rig.pair.server.transport;
+    rig.server.ch().eof(t, s).unwrap();
+    assert!(matches!(
+        rig.server.ch().send_data(t, s, false, b"late"),
+        Err(Error::Misuse(_))
+    ));
+    let status = ChannelRequestBody::ExitStatus { status: 3 };
+    rig.server.ch().request(t, s, &status, false).unwrap();
+    rig.client_reads().unwrap();
+    assert_eq!(rig.client.next_event(), Event::Eof { channel: c });
+    assert_eq!(
+        rig.client.next_event(),
+        Event::Request {
+            channel: c,
+            request: OwnedRequest::ExitStatus { status: 3 },
+            want_reply: false,
+        }
+    );
+
+    // The server closes; the client's Channels answers CLOSE by itself.
+    let t = &mut rig.pair.server.transport;
+    rig.server.ch().close(t, s).unwrap();
+    assert_eq!(
+        rig.server.ch().len(),
+        1,
+        "the id is held until the peer's CLOSE"
+    );
+    rig.pump();
+    assert_eq!(rig.client.next_event(), Event::Closed { channel: c });
+    assert_eq!(rig.server.next_event(), Event::Closed { channel: s });
+    assert!(rig.client.events.is_empty() && rig.server.events.is_empty());
+    assert_eq!(rig.client.ch().slot_count(), 0);
+    assert_eq!(rig.server.ch().slot_count(), 0);
+
+    // Both ids are reused.
+    assert_eq!(rig.session(), (c, s));
+}
+
+#[test]
+fn direct_tcpip_rejected_then_accepted() {
+    let mut rig = Rig::both();
+    let target = ChannelType::DirectTcpip {
+        host: b"db.internal",
+        port: 5432,
+        originator_address: b"127.0.0.1",
+        originator_port: 40000,
+    };
+    let t = &mut rig.pair.client.transport;
+    let c = rig.client.ch().open(t, &target).unwrap();
+    rig.server_reads().unwrap();
+    let Event::OpenRequest { channel: s, kind } = rig.server.next_event() else {
+        panic!("an open request");
+    };
+    assert_eq!(
+        kind,
+        OwnedChannelType::DirectTcpip {
+            host: b"db.internal".to_vec(),
+            port: 5432,
+            originator: b"127.0.0.1".to_vec(),
+            originator_port: 40000,
+        }
+    );
+    let t = &mut rig.pair.server.transport;
+    rig.server
+        .ch()
+        .reject(
+            t,
+            s,
+            OpenFailureReason::CONNECT_FAILED,
+            "connection refused",
+        )
+        .unwrap();
+    assert_eq!(rig.server.ch().slot_count(), 0);
+    rig.client_reads().unwrap();
+    assert_eq!(
+        rig.client.next_event(),
+        Event::OpenFailed {
+            channel: c,
+            reason: OpenFailureReason::CONNECT_FAILED,
+            description: "connection refused".into(),
+        }
+    );
+    assert_eq!(rig.client.ch().slot_count(), 0);
+
+    // The same request accepted carries data.
+    let t = &mut rig.pair.client.transport;
+    let c = rig.client.ch().open(t, &target).unwrap();
+    rig.server_reads().unwrap();
+    let Event::OpenRequest { channel: s, .. } = rig.server.next_event() else {
+        panic!("an open request");
+    };
+    let t = &mut rig.pair.server.transport;
+    rig.server.ch().accept(t, s).unwrap();
+    rig.client_reads().unwrap();
+    assert_eq!(rig.client.next_event(), Event::Opened { channel: c });
+    let t = &mut rig.pair.client.transport;
+    assert_eq!(
+        rig.client.ch().send_data(t, c, false, b"SELECT 1").unwrap(),
+        8
+    );
+    rig.pump();
+    assert_eq!(rig.server.stdout[&s], b"SELECT 1");
+}
+
+/// The byte at `offset` of what channel `id` sends in direction `dir`.
+fn pattern(id: u32, dir: u8, offset: usize) -> u8 {
+    (offset as u32)
+        .wrapping_mul(31)
+        .wrapping_add(id.wrapping_mul(7))
+        .wrapping_add(u32::from(dir) * 101) as u8
+}
+
+#[test]
+fn a_thousand_channels_move_64_kib_each_way_round_robin() {
+    const N: usize = 1000;
+    const LEN: usize = 64 << 10;
+    // A small window so that every channel needs several adjusts.
+    let cfg = config(16 << 10, 16 << 10, 8 << 10);
+    let mut rig = Rig::new(Some(cfg), cfg);
+
+    let t = &mut rig.pair.client.transport;
+    let ids: Vec<u32> = (0..N)
+        .map(|_| rig.client.ch().open(t, &ChannelType::Session).unwrap())
+        .collect();
+    rig.server_reads().unwrap();
+    let mut pairs = Vec::new();
+    while let Some(Event::OpenRequest { channel, .. }) = rig.server.events.pop_front() {
+        let t = &mut rig.pair.server.transport;
+        rig.server.ch().accept(t, channel).unwrap();
+        pairs.push(channel);
+    }
+    assert_eq!(pairs.len(), N);
+    rig.client_reads().unwrap();
+    assert_eq!(rig.client.events.len(), N);
+    rig.client.events.clear();
+
+    let up: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|&id| (0..LEN).map(|i| pattern(id, 0, i)).collect())
+        .collect();
+    let down: Vec<Vec<u8>> = pairs
+        .iter()
+        .map(|&id| (0..LEN).map(|i| pattern(id, 1, i)).collect())
+        .collect();
+    let mut sent_up = vec![0; N];
+    let mut sent_down = vec![0; N];
+
+    let done = |up: &[usize], down: &[usize]| up.iter().chain(down).all(|&n| n == LEN);
+    for _round in 0..10_000 {
+        if done(&sent_up, &sent_down) {
+            break;
+        }
+        // One send per channel per direction per round.
+        for k in 0..N {
+            let t = &mut rig.pair.client.transport;
+            let n = rig
+                .client
+                .ch()
+                .send_data(t, ids[k], false, &up[k][sent_up[k]..]);
+            sent_up[k] += n.unwrap();
+            let t = &mut rig.pair.server.transport;
+            let n = rig
+                .server
+                .ch()
+                .send_data(t, pairs[k], false, &down[k][sent_down[k]..]);
+            sent_down[k] += n.unwrap();
+        }
+        rig.pump();
+    }
+    assert!(done(&sent_up, &sent_down));
+
+    for k in 0..N {
+        assert_eq!(rig.server.stdout[&pairs[k]], up[k], "channel {k} upstream");
+        assert_eq!(
+            rig.client.stdout[&ids[k]], down[k],
+            "channel {k} downstream"
+        );
+    }
+}
+
+#[test]
+fn a_stalled_reader_shuts_the_window_and_an_adjust_reopens_it() {
+    const WINDOW: usize = 64 << 10;
+    const PACKET: usize = 16 << 10;
+    let cfg = config(WINDOW as u32, WINDOW as u32, PACKET as u32);
+    let mut rig = Rig::new(Some(cfg), cfg);
+    let (c, s) = rig.session();
+    rig.server.consume = false;
+
+    let data = vec![0x5a; 1 << 20];
+    let mut sent = 0;
+    for _ in 0..20 {
+        let t = &mut rig.pair.client.transport;
+        let n = rig
+            .client
+            .ch()
+            .send_data(t, c, false, &data[sent..])
+            .unwrap();
+        assert!(n <= PACKET, "one packet per call");
+        sent += n;
+        rig.pump();
+        let buffered = rig.server.ch().buffered(s);
+        assert!(buffered <= WINDOW + PACKET, "{buffered}");
+    }
+    assert_eq!(sent, WINDOW, "exactly one window went out");
+    assert_eq!(rig.client.ch().window(c), 0);
+    let t = &mut rig.pair.client.transport;
+    assert_eq!(rig.client.ch().send_data(t, c, false, &data).unwrap(), 0);
+    assert_eq!(rig.server.ch().buffered(s), WINDOW);
+    assert_eq!(rig.server.stdout[&s].len(), WINDOW);
+    assert!(rig.client.events.is_empty());
+
+    // The reader catches up: credit comes back and the writer hears about it.
+    let now = rig.pair.now;
+    let t = &mut rig.pair.server.transport;
+    rig.server.ch().consumed(t, s, WINDOW, now).unwrap();
+    assert_eq!(rig.server.ch().buffered(s), 0);
+    rig.pump();
+    assert_eq!(rig.client.next_event(), Event::Writable { channel: c });
+    assert_eq!(rig.client.ch().window(c), PACKET);
+    let t = &mut rig.pair.client.transport;
+    assert_eq!(
+        rig.client.ch().send_data(t, c, false, &data).unwrap(),
+        PACKET
+    );
+}
+
+#[test]
+fn global_requests_and_replies() {
+    use ssh_proto::connection::channels::OwnedGlobalRequest;
+    use ssh_proto::connection::msg::GlobalRequestBody;
+
+    let mut rig = Rig::both();
+    let t = &mut rig.pair.client.transport;
+    let fwd = GlobalRequestBody::TcpipForward {
+        address: b"localhost",
+        port: 0,
+    };
+    rig.client.ch().global_request(t, &fwd, true).unwrap();
+    rig.client
+        .ch()
+        .global_request(t, &GlobalRequestBody::Keepalive, true)
+        .unwrap();
+    rig.server_reads().unwrap();
+    assert_eq!(
+        rig.server.next_event(),
+        Event::GlobalRequest {
+            request: OwnedGlobalRequest::TcpipForward {
+                address: b"localhost".to_vec(),
+                port: 0
+            },
+            want_reply: true,
+        }
+    );
+    let t = &mut rig.pair.server.transport;
+    rig.server.ch().reply_global(t, true, Some(40123)).unwrap();
+    rig.server.ch().reply_global(t, false, None).unwrap();
+    rig.client_reads().unwrap();
+    assert_eq!(
+        rig.client.next_event(),
+        Event::GlobalResult {
+            ok: true,
+            bound_port: Some(40123)
+        }
+    );
+    assert_eq!(
+        rig.client.next_event(),
+        Event::GlobalResult {
+            ok: false,
+            bound_port: None
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// HOSTILE.md, Channels: a hand-written client against the server's Channels
+
+fn hostile() -> Rig {
+    Rig::new(None, ChannelsConfig::default())
+}
+
+#[test]
+fn initial_window_of_zero_waits_for_an_adjust() {
+    let mut rig = hostile();
+    let s = rig.raw_session(9, 0, 32768);
+    assert_eq!(rig.server.ch().window(s), 0);
+    let before = rig.pair.server.transport.pending_output();
+    let t = &mut rig.pair.server.transport;
+    for _ in 0..100 {
+        assert_eq!(rig.server.ch().send_data(t, s, false, b"x").unwrap(), 0);
+    }
+    assert_eq!(
+        rig.pair.server.transport.pending_output(),
+        before,
+        "nothing is sent"
+    );
+
+    rig.raw(&adjust_msg(s, 3)).unwrap();
+    assert_eq!(rig.server.next_event(), Event::Writable { channel: s });
+    let t = &mut rig.pair.server.transport;
+    assert_eq!(
+        rig.server.ch().send_data(t, s, false, b"abcdef").unwrap(),
+        3
+    );
+    assert_eq!(rig.server.ch().send_data(t, s, false, b"def").unwrap(), 0);
+    rig.client_reads().unwrap();
+    let got = rig.client.raw.pop().unwrap();
+    assert_eq!(got, data_msg(9, b"abc"));
+}
+
+#[test]
+fn window_adjust_overflow_disconnects() {
+    let mut rig = hostile();
+    let s = rig.raw_session(0, 10, 32768);
+    let r = rig.raw(&adjust_msg(s, u32::MAX - 9));
+    rig.expect_disconnect(r);
+}
+
+#[test]
+fn window_adjust_of_zero_does_nothing() {
+    let mut rig = hostile();
+    let s = rig.raw_session(0, 10, 32768);
+    rig.raw(&adjust_msg(s, 0)).unwrap();
+    assert_eq!(rig.server.ch().window(s), 10);
+    assert!(rig.server.events.is_empty());
+}
+
+#[test]
+fn window_adjust_for_a_closing_channel_is_ignored() {
+    let mut rig = hostile();
+    let s = rig.raw_session(0, 10, 32768);
+    let t = &mut rig.pair.server.transport;
+    rig.server.ch().close(t, s).unwrap();
+    rig.raw(&adjust_msg(s, u32::MAX)).unwrap();
+    assert!(rig.server.events.is_empty());
+    assert!(!rig.pair.server.transport.is_closed());
+}
+
+#[test]
+fn window_adjust_for_an_unknown_id_disconnects() {
+    let mut rig = hostile();
+    let r = rig.raw(&adjust_msg(7, 1));
+    rig.expect_disconnect(r);
+}
+
+#[test]
+fn data_beyond_the_window_disconnects() {
+    let mut rig = Rig::new(None, config(1024, 1024, 1024));
+    let s = rig.raw_session(0, 1 << 20, 32768);
+    rig.server.consume = false;
+    rig.raw(&data_msg(s, &[1; 1024])).unwrap();
+    assert_eq!(rig.server.ch().buffered(s), 1024);
+    let r = rig.raw(&data_msg(s, &[2]));
+    rig.expect_disconnect(r);
+}
+
+#[test]
+fn data_over_the_maximum_packet_disconnects() {
+    let mut rig = Rig::new(None, config(1 << 20, 1 << 20, 1024));
+    let s = rig.raw_session(0, 1 << 20, 32768);
+    rig.raw(&data_msg(s, &[1; 1024])).unwrap();
+    let r = rig.raw(&data_msg(s, &[1; 1025]));
+    rig.expect_disconnect(r);
+}
+
+#[test]
+fn open_with_a_bad_maximum_packet_is_refused() {
+    let mut rig = hostile();
+    for (sender, max) in [(4, 0), (5, (1 << 31) + 1), (6, u32::MAX)] {
+        rig.raw(&open_msg(sender, 1 << 20, max)).unwrap();
+    }
+    assert!(rig.server.events.is_empty());
+    assert_eq!(rig.server.ch().slot_count(), 0);
+    rig.client_reads().unwrap();
+    let prohibited = OpenFailureReason::ADMINISTRATIVELY_PROHIBITED;
+    assert_eq!(
+        open_failures(&rig.client.raw),
+        vec![(4, prohibited), (5, prohibited), (6, prohibited)]
+    );
+    // 2^31 itself is allowed.
+    rig.raw_session(7, 1, 1 << 31);
+}
+
+#[test]
+fn opens_past_the_cap_get_resource_shortage_and_memory_returns() {
+    const CAP: u32 = 4;
+    const FLOOD: u32 = 100_000;
+    let mut rig = Rig::new(
+        None,
+        ChannelsConfig {
+            max_channels: CAP,
+            ..ChannelsConfig::default()
+        },
+    );
+    for sender in 0..CAP {
+        rig.raw(&open_msg(sender, 1 << 20, 32768)).unwrap();
+    }
+    assert_eq!(rig.server.events.len(), CAP as usize);
+
+    let one = open_msg(1000, 1 << 20, 32768);
+    let mut refused = 0;
+    for _ in 0..FLOOD / 1000 {
+        let t = &mut rig.pair.client.transport;
+        for _ in 0..1000 {
+            t.send(|p| p.extend_from_slice(&one)).unwrap();
+        }
+        rig.server_reads().unwrap();
+        rig.client_reads().unwrap();
+        refused += open_failures(&rig.client.raw)
+            .iter()
+            .filter(|f| **f == (1000, OpenFailureReason::RESOURCE_SHORTAGE))
+            .count();
+        rig.client.raw.clear();
+    }
+    assert_eq!(refused, FLOOD as usize);
+    assert_eq!(
+        rig.server.events.len(),
+        CAP as usize,
+        "no event for a refused open"
+    );
+    assert_eq!(rig.server.ch().slot_count(), CAP as usize);
+
+    // Rejecting the pending opens frees everything.
+    while let Some(Event::OpenRequest { channel, .. }) = rig.server.events.pop_front() {
+        let t = &mut rig.pair.server.transport;
+        let reason = OpenFailureReason::ADMINISTRATIVELY_PROHIBITED;
+        rig.server.ch().reject(t, channel, reason, "no").unwrap();
+    }
+    assert_eq!(rig.server.ch().slot_count(), 0);
+    assert!(rig.server.ch().is_empty());
+}
+
+#[test]
+fn confirmation_for_a_channel_not_opening_disconnects() {
+    let mut rig = hostile();
+    let s = rig.raw_session(0, 10, 32768);
+    let mut p = recipient_msg(MessageNumber::CHANNEL_OPEN_CONFIRMATION, s);
+    p.put_u32(0);
+    p.put_u32(1 << 20);
+    p.put_u32(32768);
+    let r = rig.raw(&p);
+    rig.expect_disconnect(r);
+}
+
+#[test]
+fn confirmation_for_an_unknown_id_disconnects() {
+    let mut rig = hostile();
+    let mut p = recipient_msg(MessageNumber::CHANNEL_OPEN_CONFIRMATION, 3);
+    p.put_u32(0);
+    p.put_u32(1 << 20);
+    p.put_u32(32768);
+    let r = rig.raw(&p);
+    rig.expect_disconnect(r);
+}
+
+#[test]
+fn close_twice_disconnects() {
+    let mut rig = hostile();
+    let s = rig.raw_session(5, 10, 32768);
+    rig.raw(&recipient_msg(MessageNumber::CHANNEL_CLOSE, s))
+        .unwrap();
+    assert_eq!(rig.server.next_event(), Event::Closed { channel: s });
+    rig.client_reads().unwrap();
+    assert_eq!(
+        rig.client.raw.pop().unwrap(),
+        recipient_msg(MessageNumber::CHANNEL_CLOSE, 5),
+        "the server answers CLOSE"
+    );
+    let r = rig.raw(&recipient_msg(MessageNumber::CHANNEL_CLOSE, s));
+    rig.expect_disconnect(r);
+}
+
+#[test]
+fn data_crossing_our_close_is_dropped_and_after_the_peers_close_disconnects() {
+    let mut rig = hostile();
+    let s = rig.raw_session(0, 10, 32768);
+    let t = &mut rig.pair.server.transport;
+    rig.server.ch().close(t, s).unwrap();
+    rig.raw(&data_msg(s, b"in flight")).unwrap();
+    assert!(!rig.server.stdout.contains_key(&s));
+    assert_eq!(rig.server.ch().buffered(s), 0);
+
+    rig.raw(&recipient_msg(MessageNumber::CHANNEL_CLOSE, s))
+        .unwrap();
+    assert_eq!(rig.server.next_event(), Event::Closed { channel: s });
+    let r = rig.raw(&data_msg(s, b"late"));
+    rig.expect_disconnect(r);
+}
+
+#[test]
+fn unsolicited_replies_are_discarded() {
+    let mut rig = hostile();
+    let s = rig.raw_session(0, 10, 32768);
+    let t = &mut rig.pair.client.transport;
+    for i in 0..10_000u32 {
+        let p = match i % 4 {
+            0 => recipient_msg(MessageNumber::CHANNEL_SUCCESS, s),
+            1 => recipient_msg(MessageNumber::CHANNEL_FAILURE, s),
+            2 => vec![MessageNumber::REQUEST_SUCCESS.0],
+            _ => vec![MessageNumber::REQUEST_FAILURE.0],
+        };
+        t.send(|out| out.extend_from_slice(&p)).unwrap();
+    }
+    rig.server_reads().unwrap();
+    assert!(rig.server.events.is_empty());
+    assert!(rig.server.ch().poll_event().is_none());
+    assert!(!rig.pair.server.transport.is_closed());
+}
+
+#[test]
+fn too_many_unanswered_requests_disconnect() {
+    let mut rig = hostile();
+    let s = rig.raw_session(0, 10, 32768);
+    let mut p = recipient_msg(MessageNumber::CHANNEL_REQUEST, s);
+    p.put_string(b"shell");
+    p.put_bool(true);
+    for _ in 0..64 {
+        rig.raw(&p).unwrap();
+    }
+    assert_eq!(rig.server.events.len(), 64);
+    let r = rig.raw(&p);
+    rig.expect_disconnect(r);
+}
+
+#[test]
+fn truncated_and_trailing_bytes_are_parse_errors() {
+    let mut truncated = recipient_msg(MessageNumber::CHANNEL_DATA, 0);
+    truncated.put_u32(100);
+    truncated.extend_from_slice(b"short");
+    let mut trailing = adjust_msg(0, 1);
+    trailing.push(0);
+    let cut_open = open_msg(0, 1, 32768)[..12].to_vec();
+    for bad in [truncated, trailing, cut_open] {
+        let mut rig = hostile();
+        rig.raw_session(0, 10, 32768);
+        let r = rig.raw(&bad);
+        rig.expect_disconnect(r);
+    }
+}
+
+#[test]
+fn unknown_connection_numbers_get_unimplemented() {
+    let mut rig = hostile();
+    let before = rig.pair.server.transport.stats().packets_sent;
+    rig.raw(&[85, 1, 2, 3]).unwrap();
+    assert!(!rig.pair.server.transport.is_closed());
+    assert!(rig.server.events.is_empty());
+    // The transport answers with UNIMPLEMENTED and takes the client's copy for itself.
+    assert_eq!(rig.pair.server.transport.stats().packets_sent, before + 1);
+    rig.client_reads().unwrap();
+    assert!(rig.client.raw.is_empty());
+}

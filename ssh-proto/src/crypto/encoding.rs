@@ -43,13 +43,44 @@ pub(crate) fn strip_leading_zeros(mut bytes: &[u8]) -> &[u8] {
 
 /// Writes `value` right-aligned into the first `width` bytes of `buf`, zeros on the left,
 /// and returns those bytes; `None` if `value` is wider than `width` or `buf` too short.
-pub(crate) fn left_pad<'a>(value: &[u8], buf: &'a mut [u8], width: usize) -> Option<&'a [u8]> {
+fn left_pad<'a>(value: &[u8], buf: &'a mut [u8], width: usize) -> Option<&'a [u8]> {
     let out = buf.get_mut(..width)?;
     let start = width.checked_sub(value.len())?;
     let (zeros, tail) = out.split_at_mut(start);
     zeros.fill(0);
     tail.copy_from_slice(value);
     Some(out)
+}
+
+/// The smallest RSA modulus accepted, in bytes after leading zeros are stripped.
+///
+/// 256 bytes is the smallest byte length that `ring`'s 2048-bit floor admits (it compares
+/// the modulus length rounded up to whole bytes). Both providers use the same bounds so a
+/// key verifies under one exactly when it verifies under the other.
+pub(crate) const RSA_MIN_MODULUS_BYTES: usize = 256;
+
+/// The largest RSA modulus accepted: 8192 bits, `ring`'s ceiling. The caller should have
+/// refused a bigger key already (verification cost grows with the cube of the size).
+pub(crate) const RSA_MAX_MODULUS_BYTES: usize = 1024;
+
+/// The RSA verification inputs both providers need: `n` and `e` without leading zeros,
+/// `n` within the size bounds, and the signature left-padded to the modulus length in
+/// `buf`. RFC 4253 section 6.6 sends the signature as an integer "without lengths or
+/// padding", so it may be shorter than the modulus; OpenSSH pads it on the left and so do
+/// we. `None` if the key is out of bounds or the signature longer than the modulus.
+pub(crate) fn rsa_verify_inputs<'a>(
+    n: &'a [u8],
+    e: &'a [u8],
+    sig: &[u8],
+    buf: &'a mut [u8; RSA_MAX_MODULUS_BYTES],
+) -> Option<(&'a [u8], &'a [u8], &'a [u8])> {
+    let n = strip_leading_zeros(n);
+    let e = strip_leading_zeros(e);
+    if !(RSA_MIN_MODULUS_BYTES..=RSA_MAX_MODULUS_BYTES).contains(&n.len()) {
+        return None;
+    }
+    let sig = left_pad(sig, buf, n.len())?;
+    Some((n, e, sig))
 }
 
 #[cfg(test)]

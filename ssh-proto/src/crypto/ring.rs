@@ -9,7 +9,10 @@
 //! `ring` does not wipe its key schedules when they drop; that is a property of the
 //! crate, not something this wrapper can change. The pure-Rust provider does wipe them.
 
-use super::encoding::{constant_time_eq, ecdsa_fixed_signature, left_pad, strip_leading_zeros};
+use super::encoding::{
+    RSA_MAX_MODULUS_BYTES, constant_time_eq, ecdsa_fixed_signature, rsa_verify_inputs,
+    strip_leading_zeros,
+};
 use ring::aead::chacha20_poly1305_openssh as openssh;
 use ring::{aead, digest, hmac, signature};
 
@@ -21,17 +24,6 @@ use crate::crypto::{
 /// The `ring` provider. Stateless: every key it returns carries its own state.
 #[derive(Debug, Clone, Copy)]
 pub struct Ring;
-
-/// The smallest RSA modulus accepted, in bytes after leading zeros are stripped.
-///
-/// 256 bytes is the smallest byte length that `ring`'s 2048-bit floor admits (it compares
-/// the modulus length rounded up to whole bytes). Both providers use the same bounds so a
-/// key verifies under one exactly when it verifies under the other.
-const RSA_MIN_MODULUS_BYTES: usize = 256;
-
-/// The largest RSA modulus accepted: 8192 bits, `ring`'s ceiling. The caller should have
-/// refused a bigger key already (verification cost grows with the cube of the size).
-const RSA_MAX_MODULUS_BYTES: usize = 1024;
 
 impl CryptoProvider for Ring {
     fn name(&self) -> &'static str {
@@ -251,16 +243,8 @@ impl ChaChaPolyKey for RingChaCha {
 /// and `rsa-sha2-512` use it (RFC 8332 section 3).
 fn verify_rsa(n: &[u8], e: &[u8], hash: HashAlg, msg: &[u8], sig: &[u8]) -> bool {
     // `ring` wants minimal encodings; a caller that kept an mpint's sign byte is harmless.
-    let n = strip_leading_zeros(n);
-    let e = strip_leading_zeros(e);
-    if !(RSA_MIN_MODULUS_BYTES..=RSA_MAX_MODULUS_BYTES).contains(&n.len()) {
-        return false;
-    }
-
-    // RFC 4253 section 6.6 sends the signature as an integer "without lengths or padding",
-    // so it may be shorter than the modulus; OpenSSH pads it on the left and so do we.
     let mut padded = [0u8; RSA_MAX_MODULUS_BYTES];
-    let Some(sig) = left_pad(sig, &mut padded, n.len()) else {
+    let Some((n, e, sig)) = rsa_verify_inputs(n, e, sig, &mut padded) else {
         return false;
     };
 

@@ -10,7 +10,9 @@
 //! Keys are wiped when they drop (the crates' `zeroize` features). Packet operations work
 //! in place and allocate nothing per call.
 
-use super::encoding::{constant_time_eq, ecdsa_fixed_signature, left_pad, strip_leading_zeros};
+use super::encoding::{
+    RSA_MAX_MODULUS_BYTES, constant_time_eq, ecdsa_fixed_signature, rsa_verify_inputs,
+};
 use chacha20::ChaCha20Legacy;
 use chacha20::cipher::{KeyIvInit, StreamCipher};
 use ed25519_dalek::{Signer, Verifier};
@@ -27,13 +29,6 @@ use crate::crypto::{
 /// The pure-Rust provider. Stateless: every key it returns carries its own state.
 #[derive(Debug, Clone, Copy)]
 pub struct RustCrypto;
-
-/// The smallest RSA modulus accepted, in bytes after leading zeros are stripped: the same
-/// bound as the `ring` provider, whose floor is 2048 bits rounded up to whole bytes.
-const RSA_MIN_MODULUS_BYTES: usize = 256;
-
-/// The largest RSA modulus accepted: 8192 bits, as in the `ring` provider.
-const RSA_MAX_MODULUS_BYTES: usize = 1024;
 
 impl CryptoProvider for RustCrypto {
     fn name(&self) -> &'static str {
@@ -291,16 +286,8 @@ fn verify_ed25519(public: &[u8], msg: &[u8], sig: &[u8]) -> bool {
 /// RSA PKCS#1 v1.5 (RFC 8017 section 8.2.2) with SHA-256 or SHA-512, as `rsa-sha2-256`
 /// and `rsa-sha2-512` use it (RFC 8332 section 3).
 fn verify_rsa(n: &[u8], e: &[u8], hash: HashAlg, msg: &[u8], sig: &[u8]) -> bool {
-    let n = strip_leading_zeros(n);
-    let e = strip_leading_zeros(e);
-    if !(RSA_MIN_MODULUS_BYTES..=RSA_MAX_MODULUS_BYTES).contains(&n.len()) {
-        return false;
-    }
-
-    // RFC 4253 section 6.6 sends the signature as an integer "without lengths or padding",
-    // so it may be shorter than the modulus; OpenSSH pads it on the left and so do we.
     let mut padded = [0u8; RSA_MAX_MODULUS_BYTES];
-    let Some(sig) = left_pad(sig, &mut padded, n.len()) else {
+    let Some((n, e, sig)) = rsa_verify_inputs(n, e, sig, &mut padded) else {
         return false;
     };
 

@@ -46,6 +46,9 @@ impl From<ProtoError> for DriveError {
     }
 }
 
+/// How much one read asks the socket for.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// A transport bound to a blocking TCP stream.
 #[derive(Debug)]
 pub struct BlockingConn {
@@ -104,7 +107,6 @@ impl BlockingConn {
         on_event: &mut dyn FnMut(&mut Transport, Event) -> Result<(), ProtoError>,
         done: &mut dyn FnMut(&Self) -> bool,
     ) -> Result<(), DriveError> {
-        let mut buf = vec![0u8; 64 * 1024];
         loop {
             let delivered = self.decode_all(on_event)?;
             self.flush()?;
@@ -128,9 +130,14 @@ impl BlockingConn {
                 .saturating_duration_since(now)
                 .max(Duration::from_millis(1));
             self.stream.set_read_timeout(Some(wait))?;
-            match self.stream.read(&mut buf) {
+            // Read straight onto the end of the input buffer: no second buffer, no copy.
+            let start = self.inbox.len();
+            self.inbox.resize(start + READ_CHUNK, 0);
+            let read = self.stream.read(&mut self.inbox[start..]);
+            self.inbox.truncate(start + read.as_ref().map_or(0, |&n| n));
+            match read {
                 Ok(0) => return Err(DriveError::Eof),
-                Ok(n) => self.inbox.extend_from_slice(&buf[..n]),
+                Ok(_) => {}
                 Err(e)
                     if matches!(
                         e.kind(),

@@ -217,7 +217,22 @@ struct Probe<'a> {
     options: &'a [&'a str],
 }
 
-impl Probe<'_> {
+impl<'a> Probe<'a> {
+    /// A password login, the password coming from `askpass`.
+    fn password(port: u16, user: &'a str, known_hosts: &'a Path, askpass: &'a Path) -> Self {
+        Self {
+            port,
+            user,
+            known_hosts,
+            identity: None,
+            askpass: Some(askpass),
+            options: &[
+                "PreferredAuthentications=password",
+                "PubkeyAuthentication=no",
+            ],
+        }
+    }
+
     /// `gateway probe --auth` with a throwaway `HOME` (no default keys or known hosts),
     /// no agent and no display. `options` come first, so they win over the defaults.
     fn run(&self, home: &Path) -> RunOutput {
@@ -718,18 +733,7 @@ fn our_client_authenticates_to_dropbear() {
     let askpass = askpass_dir.join("password");
     write_askpass(&askpass, PASSWORD);
     let mark = dropbear.log().len();
-    let out = Probe {
-        port: dropbear.port(),
-        user: user_name,
-        known_hosts: &known_hosts,
-        identity: None,
-        askpass: Some(&askpass),
-        options: &[
-            "PreferredAuthentications=password",
-            "PubkeyAuthentication=no",
-        ],
-    }
-    .run(home.path());
+    let out = Probe::password(dropbear.port(), user_name, &known_hosts, &askpass).run(home.path());
     let result = probe_succeeded(&out, user_name, "password").and_then(|()| {
         wait_for_log_lines(
             &|| dropbear.log(),
@@ -858,18 +862,7 @@ fn our_client_authenticates_to_asyncssh() {
     let askpass = askpass_dir.join("password");
     write_askpass(&askpass, PASSWORD);
     let mark = server.log().len();
-    let out = Probe {
-        port: server.port(),
-        user: USER,
-        known_hosts: &known_hosts,
-        identity: None,
-        askpass: Some(&askpass),
-        options: &[
-            "PreferredAuthentications=password",
-            "PubkeyAuthentication=no",
-        ],
-    }
-    .run(home.path());
+    let out = Probe::password(server.port(), USER, &known_hosts, &askpass).run(home.path());
     let result = probe_succeeded(&out, USER, "password").and_then(|()| {
         wait_for_log_lines(
             &|| server.log(),

@@ -228,7 +228,8 @@ pub enum PortSpec {
 }
 
 impl PortSpec {
-    fn matches(self, port: u16) -> bool {
+    /// Whether `port` is this number, or any port for `*`.
+    pub fn matches(self, port: u16) -> bool {
         match self {
             Self::Any => true,
             Self::Number(n) => n == port,

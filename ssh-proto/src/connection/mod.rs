@@ -4,5 +4,6 @@
 pub mod channels;
 pub mod lifecycle;
 pub mod msg;
+pub mod policy;
 pub mod table;
 pub mod window;

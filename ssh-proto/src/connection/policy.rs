@@ -52,9 +52,9 @@
 //! );
 //! ```
 //!
-//! Every check is pure except the one piece of connection state RFC 4254 leaves to the
-//! server: after `no-more-sessions@openssh.com` (OpenSSH's `PROTOCOL` section 2.2), later
-//! session channels are refused. Each request is judged alone: per-channel state, such as
+//! Every check is pure except for one piece of connection state: after
+//! `no-more-sessions@openssh.com` (OpenSSH's `PROTOCOL` section 2.2), later session
+//! channels are refused. Each request is judged alone: per-channel state, such as
 //! refusing a second `exec` on a session that already runs one or any request on a
 //! channel that is not a session, stays with the application, which knows its channels.
 
@@ -334,14 +334,14 @@ impl Grants {
 
     /// The verdict on something that runs a program: refused unless `allowed`, else the
     /// key's forced command when it has one.
-    fn run(&self, allowed: bool, original: Option<&Vec<u8>>) -> Verdict {
+    fn run(&self, allowed: bool, original: Option<&[u8]>) -> Verdict {
         if !allowed {
             return Verdict::Refuse(Refusal::Server);
         }
         match self.key.forced_command() {
             Some(command) => Verdict::RunForced {
                 command: command.to_owned(),
-                original_command: original.cloned(),
+                original_command: original.map(<[u8]>::to_vec),
             },
             None => Verdict::Allow,
         }
@@ -364,6 +364,8 @@ impl Grants {
             OwnedGlobalRequest::TcpipForward { address, port }
             | OwnedGlobalRequest::CancelTcpipForward { address, port } => {
                 let port = u16::try_from(*port).map_err(|_| Refusal::Malformed)?;
+                // Not `text`: an empty address is legal here and means every address
+                // (RFC 4254 section 7.1).
                 let address = std::str::from_utf8(address).map_err(|_| Refusal::Malformed)?;
                 if address.chars().any(char::is_control) {
                     return Err(Refusal::Malformed);

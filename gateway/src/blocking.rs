@@ -75,6 +75,12 @@ impl BlockingConn {
         })
     }
 
+    /// Takes the connection apart for another driver: the transport, the socket, input
+    /// read but not yet decoded, and messages decoded but not yet taken.
+    pub fn into_parts(self) -> (Transport, TcpStream, Vec<u8>, VecDeque<Vec<u8>>) {
+        (self.transport, self.stream, self.inbox, self.packets)
+    }
+
     /// Writes everything the transport has queued.
     pub fn flush(&mut self) -> io::Result<()> {
         self.transport.poll_transmit(&mut self.outbox);

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod auth;
 pub mod blocking;
+pub mod event_loop;
 pub mod hostkeys;
 pub mod options;
 pub mod prompt;

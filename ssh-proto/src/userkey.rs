@@ -41,7 +41,9 @@ use crate::base64::{self, Base64Error};
 use crate::config::Rng;
 use crate::crypto::ctr::AesCtr;
 use crate::crypto::{CryptoProvider, HashAlg, RsaPrivateParts};
-use crate::hostkey::{KeyError, PublicKey, RSA_MAX_BITS, RSA_MIN_VERIFY_BITS, SignatureAlg};
+use crate::hostkey::{
+    HostKeyPair, KeyError, PublicKey, RSA_MAX_BITS, RSA_MIN_VERIFY_BITS, SignatureAlg,
+};
 use crate::wire::{Reader, Writer};
 
 const BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
@@ -487,6 +489,15 @@ impl UserKey {
 
     pub fn public(&self) -> &PublicKey {
         &self.public
+    }
+
+    /// The same key as a server's host key. Only Ed25519 keys can be, since host keys
+    /// sign only with Ed25519 (see [`HostKeyPair`]).
+    pub fn to_host_key(&self, provider: &dyn CryptoProvider) -> Option<HostKeyPair> {
+        match &self.secret {
+            Secret::Ed25519(seed) => Some(HostKeyPair::ed25519_from_seed(provider, seed)),
+            _ => None,
+        }
     }
 
     /// The comment stored with the key in its file; empty for a generated key. Bytes that

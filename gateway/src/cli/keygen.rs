@@ -135,7 +135,7 @@ fn ask_passphrase() -> Result<Zeroizing<String>, String> {
 }
 
 /// Creates `path` with `mode`, refusing to replace an existing file.
-fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
+pub(super) fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), String> {
     if let Some(dir) = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty() && !d.exists())

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 mod demo;
 mod keygen;
 mod probe;
+mod serve;
 
 const USAGE: &str = "\
 usage: gateway probe [--auth] [-p PORT] [-l USER] [-i FILE]... [-o KEY=VALUE]... [-v] [USER@]HOST
@@ -39,6 +40,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
         Some("probe") => probe::run(rest),
         Some("demo") => demo::run(rest),
         Some("keygen") => keygen::run(rest),
+        Some("serve") => serve::run(rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)

@@ -1,0 +1,207 @@
+//! `gateway serve`: the forwarding server.
+
+use std::ffi::OsString;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gateway::event_loop::EventLoop;
+use gateway::event_loop::listen::raise_open_file_limit;
+use gateway::event_loop::server::Settings;
+use gateway::rng::OsRng;
+use ssh_proto::authorized_keys::AuthorizedKeys;
+use ssh_proto::config::Config;
+use ssh_proto::connection::policy::{Destination, ServerPolicy};
+use ssh_proto::crypto::default_provider;
+use ssh_proto::hostkey::HostKeyPair;
+use ssh_proto::userkey::{KeyKind, UserKey};
+
+pub const USAGE: &str =
+    "usage: gateway serve --listen ADDR:PORT... --host-key FILE --authorized-keys FILE
+                     [--permit-open HOST:PORT]... [--allow-exec] [--max-startups N]
+                     [--login-grace-time SECS] [--connect-timeout SECS] [-q] [-v]";
+
+/// sshd's `MaxStartups` is 10:30:100; this server drops outright at the last figure.
+const DEFAULT_MAX_STARTUPS: usize = 100;
+/// sshd's `LoginGraceTime`.
+const DEFAULT_LOGIN_GRACE: u64 = 120;
+const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+
+pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
+    use lexopt::prelude::*;
+
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut listen = Vec::new();
+    let mut host_key: Option<PathBuf> = None;
+    let mut authorized_keys: Option<PathBuf> = None;
+    let mut permit_open = Vec::new();
+    let mut allow_exec = false;
+    let mut max_startups = DEFAULT_MAX_STARTUPS;
+    let mut login_grace = DEFAULT_LOGIN_GRACE;
+    let mut connect_timeout = DEFAULT_CONNECT_TIMEOUT;
+    let mut verbosity = 1i8;
+    let text =
+        |v: OsString, what: &str| v.into_string().map_err(|_| format!("{what} is not UTF-8"));
+    let number = |v: String, what: &str| {
+        v.parse::<u64>()
+            .map_err(|_| format!("bad {what} '{v}': expected a whole number"))
+    };
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long("listen") => {
+                let value = text(parser.value().map_err(|e| e.to_string())?, "address")?;
+                let addrs: Vec<SocketAddr> = value
+                    .to_socket_addrs()
+                    .map_err(|e| format!("bad listen address '{value}': {e}"))?
+                    .collect();
+                listen.extend(addrs.into_iter().take(1));
+            }
+            Long("host-key") => host_key = Some(parser.value().map_err(|e| e.to_string())?.into()),
+            Long("authorized-keys") => {
+                authorized_keys = Some(parser.value().map_err(|e| e.to_string())?.into());
+            }
+            Long("permit-open") => {
+                let value = text(parser.value().map_err(|e| e.to_string())?, "destination")?;
+                permit_open.push(Destination::parse(&value).map_err(|e| e.to_string())?);
+            }
+            Long("allow-exec") => allow_exec = true,
+            Long("max-startups") => {
+                let value = text(parser.value().map_err(|e| e.to_string())?, "number")?;
+                max_startups =
+                    usize::try_from(number(value, "--max-startups")?).unwrap_or(usize::MAX);
+            }
+            Long("login-grace-time") => {
+                let value = text(parser.value().map_err(|e| e.to_string())?, "number")?;
+                login_grace = number(value, "--login-grace-time")?;
+            }
+            Long("connect-timeout") => {
+                let value = text(parser.value().map_err(|e| e.to_string())?, "number")?;
+                connect_timeout = number(value, "--connect-timeout")?;
+            }
+            Short('v') => verbosity = verbosity.saturating_add(1),
+            Short('q') => verbosity = 0,
+            Long("help") | Short('h') => {
+                println!("{USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ => return Err(format!("{}\n{USAGE}", arg.unexpected())),
+        }
+    }
+    let (Some(host_key), Some(authorized_keys)) = (host_key, authorized_keys) else {
+        return Err(format!(
+            "--host-key and --authorized-keys are required\n{USAGE}"
+        ));
+    };
+    if listen.is_empty() {
+        return Err(format!("give at least one --listen ADDR:PORT\n{USAGE}"));
+    }
+    init_server_logging(verbosity);
+
+    let key = load_or_create_host_key(&host_key)?;
+    let keys_text = std::fs::read_to_string(&authorized_keys)
+        .map_err(|e| format!("{}: {e}", authorized_keys.display()))?;
+    let keys = AuthorizedKeys::parse(&keys_text);
+    for warning in keys.warnings() {
+        log::warn!("{}: {warning:?}", authorized_keys.display());
+    }
+    if keys.entries().is_empty() {
+        log::warn!("{}: no keys; nobody can log in", authorized_keys.display());
+    }
+
+    let policy = ServerPolicy {
+        session: allow_exec,
+        exec: allow_exec,
+        direct_tcpip: true,
+        destinations: permit_open,
+        ..ServerPolicy::default()
+    };
+    let config = Config {
+        host_keys: vec![key],
+        preauth_timeout: Duration::from_secs(login_grace),
+        ..Config::default()
+    };
+    let settings = Arc::new(Settings {
+        config: Arc::new(config),
+        authorized_keys: keys,
+        policy: Arc::new(policy),
+        max_startups,
+        connect_timeout: Duration::from_secs(connect_timeout),
+    });
+
+    if let Some(limit) = raise_open_file_limit() {
+        log::debug!("open file limit {limit}");
+    }
+    let mut event_loop = EventLoop::new(true).map_err(|e| format!("event loop: {e}"))?;
+    for addr in listen {
+        let bound = event_loop
+            .listen_ssh(addr, Arc::clone(&settings))
+            .map_err(|e| format!("listen on {addr}: {e}"))?;
+        log::info!("listen on={bound}");
+    }
+    event_loop.run().map_err(|e| format!("event loop: {e}"))?;
+    log::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Server logs: info by default (one line per connection, login and channel), no
+/// timestamps (journald adds its own), the level as a word.
+fn init_server_logging(verbosity: i8) {
+    let level = match verbosity {
+        ..=0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Info,
+        2 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    let _ = env_logger::Builder::new()
+        .filter_level(level)
+        .format_timestamp(None)
+        .format_target(false)
+        .try_init();
+}
+
+/// Reads the Ed25519 host key at `path`, or makes one there (and its `.pub`) when the
+/// file does not exist.
+fn load_or_create_host_key(path: &Path) -> Result<HostKeyPair, String> {
+    let provider = default_provider();
+    let shown = path.display();
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let key = UserKey::from_openssh(provider, text, None)
+                .map_err(|e| format!("{shown}: {e} (host keys must be unencrypted)"))?;
+            let pair = key
+                .to_host_key(provider)
+                .ok_or_else(|| format!("{shown}: host keys must be ed25519"))?;
+            log::info!(
+                "host key file={shown} fingerprint={}",
+                pair.public().fingerprint_sha256(provider)
+            );
+            Ok(pair)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = UserKey::generate(provider, KeyKind::Ed25519, &mut OsRng)
+                .map_err(|e| e.to_string())?;
+            let private = key
+                .to_openssh("gateway host key", None, &mut OsRng)
+                .map_err(|e| e.to_string())?;
+            super::keygen::write_new(path, private.as_bytes(), 0o600)?;
+            let mut public = path.as_os_str().to_owned();
+            public.push(".pub");
+            super::keygen::write_new(
+                Path::new(&public),
+                format!("{}\n", key.public_line("gateway host key")).as_bytes(),
+                0o644,
+            )?;
+            let pair = key
+                .to_host_key(provider)
+                .ok_or("a new ed25519 key is not an ed25519 key")?;
+            log::info!(
+                "host key created file={shown} fingerprint={}",
+                pair.public().fingerprint_sha256(provider)
+            );
+            Ok(pair)
+        }
+        Err(e) => Err(format!("{shown}: {e}")),
+    }
+}

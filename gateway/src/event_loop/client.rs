@@ -1,0 +1,618 @@
+//! The client's side of a connection once it is authenticated: local forwards (`-L`),
+//! a stdio forward (`-W`), and a session that runs a command or a shell with the
+//! process's own standard streams.
+//!
+//! Authentication happens before the connection joins the loop, on the blocking driver,
+//! because it may prompt on the terminal. The loop takes the socket, the transport and
+//! whatever input was already read.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use ssh_proto::connection::channels::{
+    Channels, ChannelsConfig, Event as ChannelEvent, OwnedChannelType, OwnedRequest,
+};
+use ssh_proto::connection::msg::{
+    ChannelRequestBody, ChannelType, GlobalRequestBody, OpenFailureReason, PtyRequest,
+    TerminalModes, TerminalSize,
+};
+use ssh_proto::msg::DisconnectReason;
+use ssh_proto::transport::Event as TransportEvent;
+
+use super::conn::{Core, Ctx, End, Role};
+use super::endpoint::{Endpoint, Io, Pipe};
+use super::listen::{Accepted, Listener, Purpose, Target};
+use super::sock::{Phase, Sock};
+use crate::blocking::BlockingConn;
+
+/// Where a `-L` forward listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listen {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Tcp(a) => write!(f, "{a}"),
+            Listen::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// One local forward, with its listening address already resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalForward {
+    pub listen: Listen,
+    pub target: Target,
+}
+
+/// What the connection carries besides forwards.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionKind {
+    /// `-N`: forwards only.
+    None,
+    /// A command with `exec`, or a shell when `command` is `None`.
+    Session {
+        command: Option<String>,
+        /// Ask for a pseudo-terminal: the terminal type and size.
+        pty: Option<(String, TerminalSize)>,
+    },
+    /// `-W host:port`: the standard streams carried to the target.
+    Stdio(Target),
+}
+
+/// What the client asks of the connection.
+#[derive(Clone, Debug)]
+pub struct ClientSetup {
+    /// The server's name as the user gave it, for messages.
+    pub host: String,
+    pub session: SessionKind,
+    pub local_forwards: Vec<LocalForward>,
+    /// `ExitOnForwardFailure`: a forward that cannot listen, or a `-W` that cannot
+    /// open, ends the client with status 255.
+    pub exit_on_forward_failure: bool,
+    /// `ServerAliveInterval` and `ServerAliveCountMax`.
+    pub server_alive: Option<(Duration, u32)>,
+}
+
+/// How the client's connection ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// The remote command's exit status, or 128 plus the signal number.
+    pub exit_status: Option<u8>,
+    /// Why the client failed, as one line; set when the exit status is 255.
+    pub error: Option<String>,
+    /// The local forwards' bound addresses, in the order given.
+    pub bound: Vec<Option<SocketAddr>>,
+}
+
+/// The client role.
+pub(crate) struct ClientRole {
+    setup: ClientSetup,
+    outcome: Rc<RefCell<Outcome>>,
+    /// The session or stdio channel, once opened.
+    main_channel: Option<u32>,
+    /// The session finished (its channel closed); the connection is being ended.
+    done: bool,
+    alive: Option<Alive>,
+    /// Our session requests waiting for replies, oldest first: replies come in request
+    /// order (RFC 4254 section 5.4).
+    replies: VecDeque<&'static str>,
+}
+
+/// `ServerAliveInterval` bookkeeping.
+#[derive(Debug)]
+struct Alive {
+    interval: Duration,
+    count_max: u32,
+    next: Instant,
+    /// Packets received at the last check.
+    seen: u64,
+    missed: u32,
+}
+
+impl std::fmt::Debug for ClientRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientRole")
+            .field("host", &self.setup.host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl super::EventLoop {
+    /// Takes an authenticated client connection from the blocking driver into the loop:
+    /// binds the local forwards, opens the session or stdio channel. The outcome fills in
+    /// as the loop runs; read it after [`super::EventLoop::run`] returns.
+    pub fn add_client(
+        &mut self,
+        conn: BlockingConn,
+        setup: ClientSetup,
+    ) -> Result<Rc<RefCell<Outcome>>, String> {
+        let (transport, stream, input, packets) = conn.into_parts();
+        let peer = stream
+            .peer_addr()
+            .map_err(|e| format!("{}: {e}", setup.host))?;
+        stream
+            .set_nonblocking(true)
+            .map_err(|e| format!("{}: {e}", setup.host))?;
+        let mut core = Core::new(mio::net::TcpStream::from_std(stream), peer, transport);
+        core.set_leftover_input(input);
+        core.channels = Some(Channels::new(ChannelsConfig::default()).map_err(|e| e.to_string())?);
+        let outcome = Rc::new(RefCell::new(Outcome::default()));
+        let alive = setup.server_alive.map(|(interval, count_max)| Alive {
+            interval,
+            count_max,
+            next: self.now + interval,
+            seen: 0,
+            missed: 0,
+        });
+        let forwards = setup.local_forwards.clone();
+        let exit_on_failure = setup.exit_on_forward_failure;
+        let role = ClientRole {
+            setup,
+            outcome: Rc::clone(&outcome),
+            main_channel: None,
+            done: false,
+            alive,
+            replies: VecDeque::new(),
+        };
+        let index = self
+            .add_conn(core, Box::new(role), false)
+            .map_err(|e| e.to_string())?;
+
+        for forward in forwards {
+            let purpose = Purpose::Forward {
+                conn: index,
+                target: forward.target.clone(),
+            };
+            let listener = match &forward.listen {
+                Listen::Tcp(addr) => Listener::tcp(*addr, purpose),
+                Listen::Unix(path) => Listener::unix(path, purpose),
+            };
+            let bound = match listener.and_then(|l| {
+                let bound = l.local_addr();
+                self.add_listener(l).map(|_| bound)
+            }) {
+                Ok(bound) => bound,
+                Err(e) => {
+                    let line = format!("bind {}: {e}", forward.listen);
+                    if exit_on_failure {
+                        self.cut_all("forwarding failed");
+                        return Err(format!("{line}; Could not request local forwarding."));
+                    }
+                    eprintln!("{line}");
+                    eprintln!("Could not request local forwarding.");
+                    None
+                }
+            };
+            outcome.borrow_mut().bound.push(bound);
+        }
+
+        // Messages that came in behind USERAUTH_SUCCESS, on the blocking driver.
+        for payload in packets {
+            self.with_conn(index, |core, role, ctx| {
+                core.dispatch_leftover(role, ctx, &payload)
+            });
+        }
+        self.with_conn(index, |core, role, ctx| role.start(core, ctx));
+        Ok(outcome)
+    }
+}
+
+/// The process's standard streams as an endpoint: stdin up, stdout and stderr down.
+/// Their old flags are put back when it goes.
+fn stdio_endpoint(with_stdin: bool) -> io::Result<Endpoint> {
+    let dup = |fd: std::os::fd::BorrowedFd<'_>| -> io::Result<OwnedFd> {
+        Ok(rustix::io::fcntl_dupfd_cloexec(fd, 3)?)
+    };
+    let stdin = if with_stdin {
+        Some(Pipe::new(dup(rustix::stdio::stdin())?, true)?)
+    } else {
+        None
+    };
+    let stdout = Pipe::new(dup(rustix::stdio::stdout())?, true)?;
+    let stderr = Pipe::new(dup(rustix::stdio::stderr())?, true)?;
+    Ok(Endpoint::new(Io::Pipes {
+        up: [stdin, None],
+        down: [Some(stdout), Some(stderr)],
+    }))
+}
+
+impl ClientRole {
+    /// Opens the session or stdio channel.
+    fn open_main(&mut self, core: &mut Core, ctx: &mut Ctx<'_>) -> Result<(), End> {
+        let Some(channels) = core.channels.as_mut() else {
+            return Ok(());
+        };
+        let (kind, label) = match &self.setup.session {
+            SessionKind::None => return Ok(()),
+            SessionKind::Session { .. } => (OpenKind::Session, "session".to_owned()),
+            SessionKind::Stdio(target) => (
+                OpenKind::Target(target.clone()),
+                format!("stdio forward to {target}"),
+            ),
+        };
+        let channel = match &kind {
+            OpenKind::Session => channels.open(&mut core.transport, &ChannelType::Session)?,
+            OpenKind::Target(target) => open_target(channels, &mut core.transport, target, None)?,
+        };
+        let ep = stdio_endpoint(true).map_err(|e| End::Local(format!("standard streams: {e}")))?;
+        let sock = Sock::new(ep, ctx.index, channel, Phase::Opening, label);
+        let i = ctx
+            .add_sock(sock)
+            .map_err(|e| End::Local(format!("standard streams: {e}")))?;
+        core.bindings.insert(channel, i);
+        self.main_channel = Some(channel);
+        Ok(())
+    }
+
+    fn fail(&mut self, core: &mut Core, line: String) -> End {
+        core.transport
+            .disconnect(DisconnectReason::BY_APPLICATION, "disconnected by user");
+        self.outcome.borrow_mut().error = Some(line.clone());
+        End::Local(line)
+    }
+
+    /// The session channel is open: ask for a terminal, then the command or shell.
+    fn start_session(&mut self, core: &mut Core, channel: u32) -> Result<(), End> {
+        let SessionKind::Session { command, pty } = &self.setup.session else {
+            return Ok(());
+        };
+        let Some(channels) = core.channels.as_mut() else {
+            return Ok(());
+        };
+        if let Some((term, size)) = pty {
+            // The server's default terminal modes are used: none are sent.
+            let body = ChannelRequestBody::PtyReq(PtyRequest {
+                term: term.as_bytes(),
+                size: *size,
+                modes: TerminalModes::NONE,
+            });
+            channels.request(&mut core.transport, channel, &body, true)?;
+            self.replies.push_back("PTY allocation");
+        }
+        self.replies
+            .push_back(if command.is_some() { "exec" } else { "shell" });
+        let body = match command {
+            Some(c) => ChannelRequestBody::Exec {
+                command: c.as_bytes(),
+            },
+            None => ChannelRequestBody::Shell,
+        };
+        channels.request(&mut core.transport, channel, &body, true)?;
+        Ok(())
+    }
+
+    fn keepalive(&mut self, core: &mut Core, now: Instant) -> Result<(), End> {
+        let Some(alive) = self.alive.as_mut() else {
+            return Ok(());
+        };
+        if now < alive.next {
+            return Ok(());
+        }
+        alive.next = now + alive.interval;
+        let received = core.transport.stats().packets_received;
+        if received != alive.seen {
+            alive.seen = received;
+            alive.missed = 0;
+            return Ok(());
+        }
+        alive.missed += 1;
+        if alive.missed > alive.count_max {
+            let line = format!("Timeout, server {} not responding.", self.setup.host);
+            return Err(self.fail(core, line));
+        }
+        if let Some(channels) = core.channels.as_mut() {
+            channels.global_request(&mut core.transport, &GlobalRequestBody::Keepalive, true)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the main channel is.
+enum OpenKind {
+    Session,
+    Target(Target),
+}
+
+/// ssh's words for the reason codes of CHANNEL_OPEN_FAILURE (RFC 4254 section 5.1).
+fn open_failure_text(reason: OpenFailureReason) -> String {
+    match reason {
+        OpenFailureReason::ADMINISTRATIVELY_PROHIBITED => "administratively prohibited".to_owned(),
+        OpenFailureReason::CONNECT_FAILED => "connect failed".to_owned(),
+        OpenFailureReason::UNKNOWN_CHANNEL_TYPE => "unknown channel type".to_owned(),
+        OpenFailureReason::RESOURCE_SHORTAGE => "resource shortage".to_owned(),
+        OpenFailureReason(n) => format!("unknown reason {n}"),
+    }
+}
+
+/// Opens `direct-tcpip` or `direct-streamlocal@openssh.com` to `target`.
+fn open_target(
+    channels: &mut Channels,
+    transport: &mut ssh_proto::transport::Transport,
+    target: &Target,
+    origin: Option<SocketAddr>,
+) -> Result<u32, ssh_proto::Error> {
+    let (origin_host, origin_port) = match origin {
+        Some(a) => (a.ip().to_string(), u32::from(a.port())),
+        None => ("127.0.0.1".to_owned(), 0),
+    };
+    match target {
+        Target::Tcp { host, port } => channels.open(
+            transport,
+            &ChannelType::DirectTcpip {
+                host: host.as_bytes(),
+                port: u32::from(*port),
+                originator_address: origin_host.as_bytes(),
+                originator_port: origin_port,
+            },
+        ),
+        Target::Unix(path) => channels.open(
+            transport,
+            &ChannelType::DirectStreamlocal {
+                socket_path: path.as_os_str().as_encoded_bytes(),
+                reserved: b"",
+                reserved_uint: 0,
+            },
+        ),
+    }
+}
+
+/// The signal numbers of `exit-signal` names (RFC 4254 section 6.10), for 128 + n.
+fn signal_number(name: &[u8]) -> u8 {
+    match name {
+        b"HUP" => 1,
+        b"INT" => 2,
+        b"QUIT" => 3,
+        b"ILL" => 4,
+        b"ABRT" => 6,
+        b"FPE" => 8,
+        b"KILL" => 9,
+        b"USR1" => 10,
+        b"SEGV" => 11,
+        b"USR2" => 12,
+        b"PIPE" => 13,
+        b"ALRM" => 14,
+        b"TERM" => 15,
+        _ => 127,
+    }
+}
+
+impl Role for ClientRole {
+    fn start(&mut self, core: &mut Core, ctx: &mut Ctx<'_>) -> Result<(), End> {
+        self.open_main(core, ctx)
+    }
+
+    fn on_message(
+        &mut self,
+        core: &mut Core,
+        _ctx: &mut Ctx<'_>,
+        _payload: &[u8],
+        seq: u32,
+    ) -> Result<(), End> {
+        Ok(core.transport.send_unimplemented(seq)?)
+    }
+
+    fn on_channel_event(
+        &mut self,
+        core: &mut Core,
+        ctx: &mut Ctx<'_>,
+        event: ChannelEvent,
+    ) -> Result<(), End> {
+        match event {
+            ChannelEvent::OpenRequest { channel, kind } => {
+                // Nothing was asked of the server that would open channels to us.
+                let name = match kind {
+                    OwnedChannelType::ForwardedTcpip { .. } => "forwarded-tcpip",
+                    OwnedChannelType::X11 { .. } => "x11",
+                    OwnedChannelType::AuthAgent => "auth-agent@openssh.com",
+                    _ => "this channel type",
+                };
+                log::debug!("refusing {name} channel {channel} opened by the server");
+                if let Some(channels) = core.channels.as_mut() {
+                    channels.reject(
+                        &mut core.transport,
+                        channel,
+                        OpenFailureReason::ADMINISTRATIVELY_PROHIBITED,
+                        "not requested",
+                    )?;
+                }
+                Ok(())
+            }
+            ChannelEvent::Opened { channel } => {
+                if Some(channel) == self.main_channel {
+                    self.start_session(core, channel)?;
+                }
+                Ok(())
+            }
+            ChannelEvent::OpenFailed {
+                channel,
+                reason,
+                description,
+            } => {
+                let line = format!(
+                    "channel {channel}: open failed: {}: {description}",
+                    open_failure_text(reason)
+                );
+                if let Some(i) = core.bindings.remove(&channel)
+                    && let Some(mut sock) = ctx.socks.try_remove(i)
+                {
+                    sock.ep.deregister(ctx.registry);
+                }
+                if Some(channel) == self.main_channel {
+                    let line = match self.setup.session {
+                        SessionKind::Stdio(_) => format!("{line}\nstdio forwarding failed"),
+                        _ => line,
+                    };
+                    return Err(self.fail(core, line));
+                }
+                eprintln!("{line}");
+                Ok(())
+            }
+            ChannelEvent::RequestResult { channel, ok } => {
+                if Some(channel) != self.main_channel {
+                    return Ok(());
+                }
+                let what = self.replies.pop_front().unwrap_or("channel");
+                // A refused pty-req is not fatal; ssh says so and goes on. A refused
+                // command is.
+                if !ok {
+                    let line = format!("{what} request failed on channel {channel}");
+                    if what == "PTY allocation" {
+                        eprintln!("{line}");
+                    } else {
+                        return Err(self.fail(core, line));
+                    }
+                }
+                Ok(())
+            }
+            ChannelEvent::Request {
+                channel,
+                request,
+                want_reply,
+            } => {
+                if Some(channel) == self.main_channel {
+                    match request {
+                        OwnedRequest::ExitStatus { status } => {
+                            self.outcome.borrow_mut().exit_status =
+                                Some(u8::try_from(status & 0xff).unwrap_or(255));
+                        }
+                        OwnedRequest::ExitSignal {
+                            signal, message, ..
+                        } => {
+                            let n = signal_number(&signal);
+                            let text = String::from_utf8_lossy(&message);
+                            log::debug!(
+                                "remote command killed by signal {}{}",
+                                String::from_utf8_lossy(&signal),
+                                if text.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(": {text}")
+                                }
+                            );
+                            self.outcome.borrow_mut().exit_status = Some(128 + n);
+                        }
+                        _ => {}
+                    }
+                }
+                if want_reply && let Some(channels) = core.channels.as_mut() {
+                    channels.reply(&mut core.transport, channel, false)?;
+                }
+                Ok(())
+            }
+            ChannelEvent::GlobalRequest { want_reply, .. } => {
+                // hostkeys-00@openssh.com and anything else: nothing to do.
+                if want_reply && let Some(channels) = core.channels.as_mut() {
+                    channels.reply_global(&mut core.transport, false, None)?;
+                }
+                Ok(())
+            }
+            ChannelEvent::GlobalResult { .. } => {
+                if let Some(alive) = self.alive.as_mut() {
+                    alive.missed = 0;
+                }
+                Ok(())
+            }
+            ChannelEvent::Closed { channel } if Some(channel) == self.main_channel => {
+                self.done = true;
+                core.transport
+                    .disconnect(DisconnectReason::BY_APPLICATION, "disconnected by user");
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn on_transport_event(&mut self, _core: &mut Core, event: TransportEvent) -> Result<(), End> {
+        if let TransportEvent::KeysReady { rekey: true, .. } = event {
+            log::debug!("rekeyed with {}", self.setup.host);
+        }
+        Ok(())
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        self.alive.as_ref().map(|a| a.next)
+    }
+
+    fn on_timer(&mut self, core: &mut Core, ctx: &mut Ctx<'_>) -> Result<(), End> {
+        self.keepalive(core, ctx.now)
+    }
+
+    fn on_forward_accepted(
+        &mut self,
+        core: &mut Core,
+        ctx: &mut Ctx<'_>,
+        accepted: Accepted,
+        target: &Target,
+    ) -> Result<(), End> {
+        let Some(channels) = core.channels.as_mut() else {
+            return Ok(());
+        };
+        let channel = match open_target(channels, &mut core.transport, target, accepted.peer) {
+            Ok(c) => c,
+            // The channel table is full: this connection is refused, others go on.
+            Err(ssh_proto::Error::Misuse(why)) => {
+                log::warn!("local connection for {target} dropped: {why}");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let origin = accepted
+            .peer
+            .map_or_else(|| "unix socket".to_owned(), |a| a.to_string());
+        let label = format!("forward from {origin} to {target}");
+        log::debug!("channel {channel}: {label}");
+        let sock = Sock::new(
+            Endpoint::socket(accepted.socket),
+            ctx.index,
+            channel,
+            Phase::Opening,
+            label,
+        );
+        match ctx.add_sock(sock) {
+            Ok(i) => {
+                core.bindings.insert(channel, i);
+            }
+            Err(e) => {
+                log::warn!("local connection for {target}: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    fn is_authenticated(&self) -> bool {
+        true
+    }
+
+    fn on_end(&mut self, core: &mut Core, end: &End) {
+        let mut outcome = self.outcome.borrow_mut();
+        if self.done || outcome.error.is_some() {
+            return;
+        }
+        let host = &self.setup.host;
+        let line = match end {
+            End::Eof => format!("Connection to {host} closed by remote host."),
+            End::Protocol(ssh_proto::Error::PeerDisconnected {
+                reason,
+                description,
+            }) => format!(
+                "Received disconnect from {} port {}:{}: {description}",
+                core.peer.ip(),
+                core.peer.port(),
+                reason.0
+            ),
+            End::Local(why) => why.clone(),
+            other => format!("Connection to {host}: {other}"),
+        };
+        outcome.error = Some(line);
+    }
+}

@@ -1,0 +1,298 @@
+//! The local end of a channel: a TCP or Unix socket, or a set of pipes (the client's own
+//! standard streams, a child process's on the server).
+//!
+//! An endpoint has two directions. *Up* is what it produces, which the loop sends on the
+//! channel; *down* is what the channel delivers, which the loop writes into it. A pipe
+//! endpoint may have a second up stream that travels as extended data (a child's
+//! stderr, RFC 4254 section 5.2) and a second down stream that takes it (the client's
+//! stderr).
+//!
+//! Every descriptor is non-blocking and registered with the loop's poll under one token.
+//! Readiness is edge-triggered, so each direction keeps a flag that an event sets and
+//! `WouldBlock` clears. A descriptor that epoll refuses (a regular file or `/dev/null` on
+//! stdin or stdout) is never ready late: reads and writes on it do not block, so its
+//! flags stay set.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use mio::net::{TcpStream, UnixStream};
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+
+/// Which of an endpoint's streams: the plain one, or the one that carries extended data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stream {
+    Data = 0,
+    Ext = 1,
+}
+
+impl Stream {
+    pub(crate) const BOTH: [Stream; 2] = [Stream::Data, Stream::Ext];
+}
+
+/// A socket: both directions in one descriptor.
+#[derive(Debug)]
+pub(crate) enum Socket {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// One pipe end (or terminal, or file), non-blocking where the kernel allows it.
+#[derive(Debug)]
+pub(crate) struct Pipe {
+    file: File,
+    /// epoll refused it: it never blocks, so it is always ready.
+    always_ready: bool,
+    /// The descriptor's flags before we set `O_NONBLOCK`, put back on drop, so that a
+    /// terminal shared with the shell is left as it was found.
+    restore_flags: Option<rustix::fs::OFlags>,
+}
+
+impl Pipe {
+    /// Takes a descriptor and makes it non-blocking. With `restore`, its old flags are
+    /// put back when the pipe is dropped (for descriptors shared with other processes).
+    pub(crate) fn new(fd: OwnedFd, restore: bool) -> io::Result<Pipe> {
+        let old = rustix::fs::fcntl_getfl(&fd)?;
+        rustix::fs::fcntl_setfl(&fd, old | rustix::fs::OFlags::NONBLOCK)?;
+        Ok(Pipe {
+            file: File::from(fd),
+            always_ready: false,
+            restore_flags: restore.then_some(old),
+        })
+    }
+
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        match registry.register(&mut SourceFd(&self.file.as_raw_fd()), token, interest) {
+            Ok(()) => Ok(()),
+            // Regular files and /dev/null: epoll says EPERM, and they never block.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
+                self.always_ready = true;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn deregister(&mut self, registry: &Registry) {
+        if !self.always_ready {
+            let _ = registry.deregister(&mut SourceFd(&self.file.as_raw_fd()));
+        }
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        if let Some(flags) = self.restore_flags {
+            let _ = rustix::fs::fcntl_setfl(self.file.as_fd(), flags);
+        }
+    }
+}
+
+/// The descriptors of one endpoint.
+#[derive(Debug)]
+pub(crate) enum Io {
+    Socket(Socket),
+    Pipes {
+        /// Up streams, indexed by [`Stream`].
+        up: [Option<Pipe>; 2],
+        /// Down streams, indexed by [`Stream`].
+        down: [Option<Pipe>; 2],
+    },
+}
+
+/// An endpoint's descriptors and their readiness.
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    io: Io,
+    /// Per up stream: may be readable.
+    up_ready: [bool; 2],
+    /// Per down stream: may be writable.
+    down_ready: [bool; 2],
+    registered: bool,
+}
+
+impl Endpoint {
+    pub(crate) fn new(io: Io) -> Endpoint {
+        let mut ep = Endpoint {
+            io,
+            up_ready: [false; 2],
+            down_ready: [false; 2],
+            registered: false,
+        };
+        // A socket not yet known to be connected is not assumed writable.
+        if let Io::Pipes { .. } = ep.io {
+            ep.down_ready = [true; 2];
+        }
+        ep
+    }
+
+    pub(crate) fn socket(socket: Socket) -> Endpoint {
+        Endpoint::new(Io::Socket(socket))
+    }
+
+    /// Registers every descriptor under `token`: read and write interest for sockets,
+    /// the one direction each pipe has.
+    pub(crate) fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        let both = Interest::READABLE | Interest::WRITABLE;
+        match &mut self.io {
+            Io::Socket(Socket::Tcp(s)) => registry.register(s, token, both)?,
+            Io::Socket(Socket::Unix(s)) => registry.register(s, token, both)?,
+            Io::Pipes { up, down } => {
+                for (i, pipe) in up.iter_mut().enumerate() {
+                    if let Some(pipe) = pipe {
+                        pipe.register(registry, token, Interest::READABLE)?;
+                        if pipe.always_ready {
+                            self.up_ready[i] = true;
+                        }
+                    }
+                }
+                for pipe in down.iter_mut().flatten() {
+                    pipe.register(registry, token, Interest::WRITABLE)?;
+                }
+            }
+        }
+        self.registered = true;
+        Ok(())
+    }
+
+    pub(crate) fn deregister(&mut self, registry: &Registry) {
+        if !self.registered {
+            return;
+        }
+        self.registered = false;
+        match &mut self.io {
+            Io::Socket(Socket::Tcp(s)) => drop(registry.deregister(s)),
+            Io::Socket(Socket::Unix(s)) => drop(registry.deregister(s)),
+            Io::Pipes { up, down } => {
+                for pipe in up.iter_mut().chain(down.iter_mut()).flatten() {
+                    pipe.deregister(registry);
+                }
+            }
+        }
+    }
+
+    /// Records a readiness event.
+    pub(crate) fn on_event(&mut self, readable: bool, writable: bool) {
+        if readable {
+            self.up_ready = [true; 2];
+        }
+        if writable {
+            self.down_ready = [true; 2];
+        }
+    }
+
+    /// Whether this endpoint has the up stream `s` at all.
+    pub(crate) fn has_up(&self, s: Stream) -> bool {
+        match &self.io {
+            Io::Socket(_) => s == Stream::Data,
+            Io::Pipes { up, .. } => up[s as usize].is_some(),
+        }
+    }
+
+    /// Whether this endpoint has the down stream `s`. Extended data for an endpoint
+    /// without its own stream for it goes to the plain one.
+    pub(crate) fn down_stream(&self, s: Stream) -> Option<Stream> {
+        match &self.io {
+            Io::Socket(_) => Some(Stream::Data),
+            Io::Pipes { down, .. } => {
+                if down[s as usize].is_some() {
+                    Some(s)
+                } else if down[Stream::Data as usize].is_some() {
+                    Some(Stream::Data)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    pub(crate) fn up_ready(&self, s: Stream) -> bool {
+        self.up_ready[s as usize]
+    }
+
+    pub(crate) fn down_ready(&self, s: Stream) -> bool {
+        self.down_ready[s as usize]
+    }
+
+    /// Reads from up stream `s`. `WouldBlock` clears its readiness.
+    pub(crate) fn read(&mut self, s: Stream, buf: &mut [u8]) -> io::Result<usize> {
+        let result = match &mut self.io {
+            Io::Socket(Socket::Tcp(sock)) => sock.read(buf),
+            Io::Socket(Socket::Unix(sock)) => sock.read(buf),
+            Io::Pipes { up, .. } => match &mut up[s as usize] {
+                Some(pipe) => pipe.file.read(buf),
+                None => Ok(0),
+            },
+        };
+        if let Err(e) = &result
+            && e.kind() == io::ErrorKind::WouldBlock
+        {
+            self.up_ready[s as usize] = false;
+        }
+        result
+    }
+
+    /// Writes to down stream `s`. `WouldBlock` clears its readiness.
+    pub(crate) fn write(&mut self, s: Stream, buf: &[u8]) -> io::Result<usize> {
+        let result = match &mut self.io {
+            Io::Socket(Socket::Tcp(sock)) => sock.write(buf),
+            Io::Socket(Socket::Unix(sock)) => sock.write(buf),
+            Io::Pipes { down, .. } => match &mut down[s as usize] {
+                Some(pipe) => pipe.file.write(buf),
+                None => Err(io::ErrorKind::BrokenPipe.into()),
+            },
+        };
+        if let Err(e) = &result
+            && e.kind() == io::ErrorKind::WouldBlock
+        {
+            self.down_ready[s as usize] = false;
+        }
+        result
+    }
+
+    /// No more data goes down: a socket's write side is shut (the peer reads EOF); the
+    /// pipes are closed, except the client's own stdout and stderr, which stay open for
+    /// the process's messages.
+    pub(crate) fn shutdown_down(&mut self, registry: &Registry) {
+        match &mut self.io {
+            Io::Socket(Socket::Tcp(s)) => drop(s.shutdown(Shutdown::Write)),
+            Io::Socket(Socket::Unix(s)) => drop(s.shutdown(Shutdown::Write)),
+            Io::Pipes { down, .. } => {
+                for slot in down.iter_mut() {
+                    if let Some(pipe) = slot
+                        && pipe.restore_flags.is_none()
+                    {
+                        pipe.deregister(registry);
+                        *slot = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The connected socket's error, if its non-blocking connect failed.
+    pub(crate) fn take_connect_error(&self) -> io::Result<Option<io::Error>> {
+        match &self.io {
+            Io::Socket(Socket::Tcp(s)) => s.take_error(),
+            Io::Socket(Socket::Unix(s)) => s.take_error(),
+            Io::Pipes { .. } => Ok(None),
+        }
+    }
+
+    /// Whether the non-blocking connect finished: the socket has a peer.
+    pub(crate) fn is_connected(&self) -> bool {
+        match &self.io {
+            Io::Socket(Socket::Tcp(s)) => s.peer_addr().is_ok(),
+            Io::Socket(Socket::Unix(s)) => s.peer_addr().is_ok(),
+            Io::Pipes { .. } => true,
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! A local endpoint bound to one channel, and the data path between them.
+//!
+//! Down (channel to endpoint): data is written straight from the decrypted packet; what
+//! the endpoint cannot take yet waits in a buffer, and the channel's window is credited
+//! only for bytes written, so a slow endpoint shuts the peer's window rather than growing
+//! our memory. Up (endpoint to channel): the endpoint is read only while the channel's
+//! window is open, at most one packet per turn, so every channel gets its turn.
+
+use std::io;
+use std::time::Instant;
+
+use mio::Registry;
+
+use super::endpoint::{Endpoint, Stream};
+
+/// Where a bound endpoint's channel stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Our outgoing connect for the peer's open has not finished; the channel is not
+    /// confirmed yet. Fails at the deadline.
+    Connecting { deadline: Instant },
+    /// We asked the peer to open the channel and wait for its answer.
+    Opening,
+    /// Data flows.
+    Open,
+    /// The channel is gone; what it delivered is still being written out.
+    Orphan,
+}
+
+/// A local endpoint and its channel.
+#[derive(Debug)]
+pub(crate) struct Sock {
+    pub(crate) ep: Endpoint,
+    /// The connection (an index into the loop's table) and the channel on it.
+    pub(crate) conn: usize,
+    pub(crate) channel: u32,
+    pub(crate) phase: Phase,
+    /// Per up stream: EOF was read.
+    pub(crate) up_eof: [bool; 2],
+    /// EOF went out on the channel (every up stream ended).
+    pub(crate) eof_sent: bool,
+    /// Per down stream: bytes delivered by the channel and not yet written.
+    down: [Vec<u8>; 2],
+    down_pos: [usize; 2],
+    /// The peer sent EOF: once `down` is written, the endpoint's write side is shut.
+    pub(crate) down_eof: bool,
+    pub(crate) down_shut: bool,
+    /// Read from the endpoint but not yet taken by the channel, and from which stream.
+    pub(crate) held: Vec<u8>,
+    pub(crate) held_stream: Stream,
+    /// In its connection's queue of endpoints to read.
+    pub(crate) queued: bool,
+    /// The channel must not be closed when the streams end: something else still has to
+    /// be sent (a session's exit status).
+    pub(crate) hold_close: bool,
+    /// The channel's CLOSE went out.
+    pub(crate) close_sent: bool,
+    /// For log lines: what this channel is.
+    pub(crate) label: String,
+}
+
+impl Sock {
+    pub(crate) fn new(
+        ep: Endpoint,
+        conn: usize,
+        channel: u32,
+        phase: Phase,
+        label: String,
+    ) -> Sock {
+        Sock {
+            ep,
+            conn,
+            channel,
+            phase,
+            up_eof: [false; 2],
+            eof_sent: false,
+            down: [Vec::new(), Vec::new()],
+            down_pos: [0; 2],
+            down_eof: false,
+            down_shut: false,
+            held: Vec::new(),
+            held_stream: Stream::Data,
+            queued: false,
+            hold_close: false,
+            close_sent: false,
+            label,
+        }
+    }
+
+    /// Bytes waiting to be written to the endpoint.
+    pub(crate) fn down_pending(&self) -> usize {
+        self.down[0].len() - self.down_pos[0] + self.down[1].len() - self.down_pos[1]
+    }
+
+    /// Whether the endpoint has an up stream that may give data now.
+    pub(crate) fn wants_read(&self) -> bool {
+        !self.held.is_empty()
+            || Stream::BOTH
+                .iter()
+                .any(|&s| self.ep.has_up(s) && !self.up_eof[s as usize] && self.ep.up_ready(s))
+    }
+
+    /// Whether every up stream has ended.
+    pub(crate) fn up_done(&self) -> bool {
+        self.held.is_empty()
+            && Stream::BOTH
+                .iter()
+                .all(|&s| !self.ep.has_up(s) || self.up_eof[s as usize])
+    }
+
+    /// Writes channel data to the endpoint: straight away while it is writable and
+    /// nothing waits before it, the rest into the buffer. Returns the bytes written now.
+    /// Data for an endpoint with no down stream (a closed stdout, say) is dropped and
+    /// counted as written, so the window keeps moving.
+    pub(crate) fn deliver(&mut self, stream: Stream, data: &[u8]) -> io::Result<usize> {
+        let Some(s) = self.ep.down_stream(stream) else {
+            return Ok(data.len());
+        };
+        let i = s as usize;
+        if self.down_shut {
+            return Ok(data.len());
+        }
+        let mut written = 0;
+        if self.down[i].len() == self.down_pos[i] {
+            while written < data.len() && self.ep.down_ready(s) {
+                match self.ep.write(s, &data[written..]) {
+                    Ok(0) => break,
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if written < data.len() {
+            if self.down_pos[i] > 0 && self.down_pos[i] == self.down[i].len() {
+                self.down[i].clear();
+                self.down_pos[i] = 0;
+            }
+            self.down[i].extend_from_slice(&data[written..]);
+        }
+        Ok(written)
+    }
+
+    /// Writes buffered data while the endpoint takes it; returns the bytes written. A
+    /// drained buffer gives its memory back if it had grown large.
+    pub(crate) fn flush_down(&mut self) -> io::Result<usize> {
+        let mut total = 0;
+        for s in Stream::BOTH {
+            let i = s as usize;
+            while self.down_pos[i] < self.down[i].len() && self.ep.down_ready(s) {
+                match self.ep.write(s, &self.down[i][self.down_pos[i]..]) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        self.down_pos[i] += n;
+                        total += n;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if self.down_pos[i] == self.down[i].len() {
+                self.down[i].clear();
+                self.down_pos[i] = 0;
+                if self.down[i].capacity() > KEEP_CAPACITY {
+                    self.down[i] = Vec::new();
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Shuts the endpoint's write side once the peer's EOF came and everything before it
+    /// was written.
+    pub(crate) fn maybe_shut_down(&mut self, registry: &Registry) {
+        if self.down_eof && !self.down_shut && self.down_pending() == 0 {
+            self.down_shut = true;
+            self.ep.shutdown_down(registry);
+        }
+    }
+
+    /// Whether the channel has nothing left to carry either way and may be closed.
+    pub(crate) fn finished(&self) -> bool {
+        self.phase == Phase::Open
+            && !self.hold_close
+            && !self.close_sent
+            && self.eof_sent
+            && self.down_shut
+    }
+}
+
+/// A down buffer larger than this is freed once drained rather than kept for reuse, so
+/// thousands of idle channels hold no memory.
+const KEEP_CAPACITY: usize = 64 * 1024;

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod auth;
 pub mod blocking;
+pub mod forward_spec;
 pub mod hostkeys;
 pub mod options;
 pub mod prompt;

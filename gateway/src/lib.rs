@@ -13,3 +13,4 @@ pub mod hostkeys;
 pub mod options;
 pub mod prompt;
 pub mod rng;
+pub mod ssh_config;

@@ -61,41 +61,6 @@ pub fn apply_algorithm_option(
     Ok(true)
 }
 
-#[cfg(test)]
-mod tests {
-    use ssh_proto::algorithms::{Cipher, Kex};
-
-    use super::*;
-
-    #[test]
-    fn ssh_option_forms() {
-        assert_eq!(
-            split_option("Ciphers=aes128-ctr").unwrap(),
-            ("ciphers".into(), "aes128-ctr")
-        );
-        assert_eq!(
-            split_option("Ciphers aes128-ctr").unwrap(),
-            ("ciphers".into(), "aes128-ctr")
-        );
-        assert_eq!(
-            split_option("MACs = +hmac-sha2-256").unwrap(),
-            ("macs".into(), "+hmac-sha2-256")
-        );
-        assert!(split_option("Ciphers").is_err());
-    }
-
-    #[test]
-    fn lists_apply() {
-        let mut p = Preferences::default();
-        assert!(apply_algorithm_option(&mut p, "kexalgorithms", "curve25519-sha256").unwrap());
-        assert_eq!(p.kex, [Kex::Curve25519Sha256]);
-        assert!(apply_algorithm_option(&mut p, "ciphers", "^aes256-ctr").unwrap());
-        assert_eq!(p.ciphers[0], Cipher::Aes256Ctr);
-        assert!(!apply_algorithm_option(&mut p, "port", "22").unwrap());
-        assert!(apply_algorithm_option(&mut p, "ciphers", "rc4").is_err());
-    }
-}
-
 /// Everything `-o` can set for a client connection, starting from ssh's defaults. As in
 /// ssh, the first value given for an option wins, except IdentityFile, which adds up.
 #[derive(Clone, Debug)]
@@ -196,5 +161,40 @@ impl ClientOptions {
             _ => return Err(OptionError::Unsupported(key)),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ssh_proto::algorithms::{Cipher, Kex};
+
+    use super::*;
+
+    #[test]
+    fn ssh_option_forms() {
+        assert_eq!(
+            split_option("Ciphers=aes128-ctr").unwrap(),
+            ("ciphers".into(), "aes128-ctr")
+        );
+        assert_eq!(
+            split_option("Ciphers aes128-ctr").unwrap(),
+            ("ciphers".into(), "aes128-ctr")
+        );
+        assert_eq!(
+            split_option("MACs = +hmac-sha2-256").unwrap(),
+            ("macs".into(), "+hmac-sha2-256")
+        );
+        assert!(split_option("Ciphers").is_err());
+    }
+
+    #[test]
+    fn lists_apply() {
+        let mut p = Preferences::default();
+        assert!(apply_algorithm_option(&mut p, "kexalgorithms", "curve25519-sha256").unwrap());
+        assert_eq!(p.kex, [Kex::Curve25519Sha256]);
+        assert!(apply_algorithm_option(&mut p, "ciphers", "^aes256-ctr").unwrap());
+        assert_eq!(p.ciphers[0], Cipher::Aes256Ctr);
+        assert!(!apply_algorithm_option(&mut p, "port", "22").unwrap());
+        assert!(apply_algorithm_option(&mut p, "ciphers", "rc4").is_err());
     }
 }

@@ -103,7 +103,10 @@ impl ConfigSource {
         match flag {
             None => Self::Default,
             Some(p) if p == Path::new("none") => Self::None,
-            Some(p) => Self::File(crate::hostkeys::expand_tilde(&p.to_string_lossy())),
+            Some(p) => Self::File(match p.to_str() {
+                Some(text) => crate::hostkeys::expand_tilde(text),
+                None => p.to_owned(),
+            }),
         }
     }
 }
@@ -588,7 +591,18 @@ impl Walk<'_> {
     fn applies(&self, condition: &Condition, origin: &Origin) -> bool {
         match condition {
             Condition::Always => true,
-            Condition::Host(patterns) => list_matches(patterns, self.query.host),
+            Condition::Host(patterns) => {
+                let negated = patterns
+                    .iter()
+                    .find(|p| p.negated && glob(p.glob.as_bytes(), self.query.host.as_bytes()));
+                if let Some(p) = negated {
+                    log::debug!(
+                        "{origin}: skipping Host block: negated match for !{}",
+                        p.glob
+                    );
+                }
+                list_matches(patterns, self.query.host)
+            }
             Condition::Match(criteria) => criteria.iter().all(|c| self.meets(c, origin)),
         }
     }

@@ -11,6 +11,7 @@
 pub mod agent;
 pub mod auth;
 pub mod blocking;
+pub mod connect;
 pub mod event_loop;
 pub mod forward_spec;
 pub mod hostkeys;

@@ -3,17 +3,29 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
+mod client;
 mod demo;
 mod keygen;
 mod probe;
 mod serve;
+mod tty;
 
 const USAGE: &str = "\
-usage: gateway probe [--auth] [-p PORT] [-l USER] [-i FILE]... [-o KEY=VALUE]... [-v] [USER@]HOST
+usage: gateway [-NTtqv] [-p PORT] [-l USER] [-i FILE]... [-F FILE] [-o KEY=VALUE]...
+               [-L [BIND:]PORT:HOST:HOSTPORT]... [-W HOST:PORT] [USER@]HOST [COMMAND ...]
+       gateway serve --listen ADDR:PORT... --host-key FILE --authorized-keys FILE
+               [--permit-open HOST:PORT]... [--allow-exec] [--max-startups N]
+               [--login-grace-time SECS] [--connect-timeout SECS] [-q] [-v]
+       gateway probe [--auth] [-p PORT] [-l USER] [-i FILE]... [-o KEY=VALUE]... [-v] [USER@]HOST
        gateway keygen [-t ed25519|ecdsa|rsa] [-b BITS] [-f FILE] [-N PASSPHRASE] [-C COMMENT]
        gateway demo [--mib N] [-v]
        gateway help | --version
 
+  (none)  like ssh: run COMMAND on HOST, or a shell, or only the -L and -W forwards
+          (-N); reads ~/.ssh/config (or -F FILE) and known_hosts as ssh does
+  serve   the forwarding server: authenticates clients by authorized_keys and lets
+          them open direct-tcpip channels (to --permit-open destinations only, when
+          given) and, with --allow-exec, run commands with sh -c
   probe   connect to HOST, complete key exchange, and print what was negotiated
           and the server's host key fingerprint; -o takes KexAlgorithms, Ciphers,
           MACs and HostKeyAlgorithms in ssh_config(5) syntax (+, - and ^ prefixes);
@@ -49,10 +61,11 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
             println!("gateway {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
-        _ => Err(format!(
-            "unknown command '{}'; try 'gateway help'",
-            command.to_string_lossy()
-        )),
+        _ => {
+            let mut all = vec![command];
+            all.extend(rest);
+            client::run(all)
+        }
     }
 }
 

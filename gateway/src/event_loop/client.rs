@@ -245,7 +245,10 @@ impl ClientRole {
             OpenKind::Target(target) => open_target(channels, &mut core.transport, target, None)?,
         };
         let ep = stdio_endpoint(true).map_err(|e| End::Local(format!("standard streams: {e}")))?;
-        let sock = Sock::new(ep, ctx.index, channel, Phase::Opening, label);
+        let mut sock = Sock::new(ep, ctx.index, channel, Phase::Opening, label);
+        // A session is closed by the server, after its exit status; only a stdio
+        // forward ends when both directions have.
+        sock.hold_close = matches!(kind, OpenKind::Session);
         let i = ctx
             .add_sock(sock)
             .map_err(|e| End::Local(format!("standard streams: {e}")))?;

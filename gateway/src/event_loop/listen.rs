@@ -8,6 +8,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+pub use crate::forward_spec::Target;
 use std::sync::Arc;
 
 use mio::net::{TcpListener, UnixListener};
@@ -19,24 +21,6 @@ use super::server::Settings;
 
 /// The backlog asked of `listen(2)`.
 const BACKLOG: i32 = 4096;
-
-/// Where a forward's connections go.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// `direct-tcpip` to this host and port.
-    Tcp { host: String, port: u16 },
-    /// `direct-streamlocal@openssh.com` to this socket path on the server.
-    Unix(PathBuf),
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Target::Tcp { host, port } => write!(f, "{host}:{port}"),
-            Target::Unix(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
 
 /// What a listener is for.
 #[derive(Clone, Debug)]

@@ -414,7 +414,7 @@ fn main() {
         return;
     }
 
-    let plan = if quick { Plan::QUICK } else { Plan::FULL };
+    let plan = if quick { Plan::QUICK } else { Plan::FULL }.with_env();
     let load_before = machine::load_average();
     let measured = harness::measure(&mut cases, plan);
     let on_cpu = measured.iter().all(|m| !m.cpu.is_empty());

@@ -21,21 +21,16 @@
 //! trips and runs each once.
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use aes_gcm::{AeadInOut, KeyInit};
 use benches::harness::{self, Case, Measured, Plan};
 use benches::machine;
+use benches::setup::{Connected, connected, direction_keys};
 use ring::aead;
-use ssh_proto::algorithms::{Algorithm, Cipher, Mac, Preferences};
-use ssh_proto::config::Config;
+use ssh_proto::algorithms::{Algorithm, Cipher, Mac};
 use ssh_proto::crypto::{CryptoProvider, all_providers};
-use ssh_proto::hostkey::HostKeyPair;
 use ssh_proto::msg::MessageNumber;
-use ssh_proto::packet::{DirectionKeys, MAX_OVERHEAD, Opened, Opener, Sealer};
-use ssh_proto::rekey::RekeyLimits;
-use ssh_proto::sim::{Cut, Pair};
-use zeroize::Zeroizing;
+use ssh_proto::packet::{MAX_OVERHEAD, Opened, Opener, Sealer};
 
 /// The payload of every packet: the largest an SSH channel sends by default (RFC 4254
 /// section 5.2 leaves it to the peer; OpenSSH uses 32 KiB).
@@ -208,17 +203,6 @@ fn payload_copy() -> impl FnMut(u64) {
     }
 }
 
-/// Keys for one direction, as key derivation would hand them over.
-fn direction_keys(cipher: Cipher, mac: Option<Mac>) -> DirectionKeys {
-    DirectionKeys {
-        cipher,
-        mac,
-        iv: Zeroizing::new(vec![0x24; cipher.iv_len()]),
-        key: Zeroizing::new(vec![0x42; cipher.key_len()]),
-        mac_key: Zeroizing::new(vec![0x66; mac.map_or(0, Mac::key_len)]),
-    }
-}
-
 /// The packet path: frame and seal into a reused buffer, then open it in place.
 fn packet_path(
     provider: &'static dyn CryptoProvider,
@@ -264,50 +248,16 @@ fn packet_path(
 
 /// The whole transport: a client and a server that finished their key exchange in the
 /// simulator, then the client's `send` and `poll_transmit` and the server's `decode`.
-///
-/// The two transports are driven directly rather than through `Pair::step`, whose
-/// bookkeeping (it copies every received payload into a list for tests to inspect) is
-/// the simulator's cost, not the transport's.
 fn transport(
     provider: &'static dyn CryptoProvider,
     cipher: Cipher,
     mac: Option<Mac>,
 ) -> impl FnMut(u64) {
-    let algorithms = Preferences {
-        ciphers: vec![cipher],
-        macs: vec![mac.unwrap_or(Mac::HmacSha256Etm)],
-        ..Preferences::default()
-    };
-    // No rekey by volume in the middle of a measurement: this loop never carries the
-    // server's side of a key exchange back to the client.
-    let rekey = RekeyLimits {
-        bytes: u64::MAX,
-        ..RekeyLimits::default()
-    };
-    let client = Config {
-        provider,
-        algorithms: algorithms.clone(),
-        rekey,
-        ..Config::default()
-    };
-    let server = Config {
-        provider,
-        algorithms,
-        rekey,
-        host_keys: vec![HostKeyPair::ed25519_from_seed(provider, &[7; 32])],
-        ..Config::default()
-    };
-    let mut pair = Pair::new(Arc::new(client), Arc::new(server), 1, Cut::Whole);
-    pair.handshake().unwrap();
-    pair.client.transport.set_authenticated();
-    pair.server.transport.set_authenticated();
-    pair.settle(1000).unwrap();
-    let negotiated = *pair.client.transport.negotiated().unwrap();
-    assert_eq!((negotiated.cipher_c2s, negotiated.mac_c2s), (cipher, mac));
-
-    let now = pair.now;
-    let mut client = pair.client.transport;
-    let mut server = pair.server.transport;
+    let Connected {
+        mut client,
+        mut server,
+        now,
+    } = connected(provider, cipher, mac);
 
     // SSH_MSG_CHANNEL_DATA (RFC 4254 section 5.2) filling the payload.
     let mut message = pattern(PAYLOAD);
@@ -464,7 +414,7 @@ fn main() {
         return;
     }
 
-    let plan = if quick { Plan::QUICK } else { Plan::FULL };
+    let plan = if quick { Plan::QUICK } else { Plan::FULL }.with_env();
     let load_before = machine::load_average();
     let measured = harness::measure(&mut cases, plan);
     let on_cpu = measured.iter().all(|m| !m.cpu.is_empty());

@@ -40,6 +40,32 @@ impl Plan {
         sample: Duration::from_millis(30),
         samples: 3,
     };
+
+    /// This plan with any of `BENCH_SAMPLES`, `BENCH_SAMPLE_MS` and `BENCH_WARMUP_MS`
+    /// that the environment sets in place of its own figures: more or longer samples for
+    /// steadier medians on a busy machine, fewer for a quick look.
+    ///
+    /// # Panics
+    ///
+    /// On a value that is not a whole number, or a sample count of 0: a mistyped setting
+    /// would otherwise go unnoticed in a long run.
+    pub fn with_env(self) -> Self {
+        let read = |name: &str| {
+            std::env::var(name).ok().map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| name != "BENCH_SAMPLES" || n > 0)
+                    .unwrap_or_else(|| panic!("{name}={v}: expected a whole number above 0"))
+            })
+        };
+        Self {
+            warmup: read("BENCH_WARMUP_MS").map_or(self.warmup, Duration::from_millis),
+            sample: read("BENCH_SAMPLE_MS").map_or(self.sample, Duration::from_millis),
+            samples: read("BENCH_SAMPLES")
+                .map_or(self.samples, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        }
+    }
 }
 
 /// One thing to measure. `run(n)` processes `n` units of `bytes_per_unit` bytes each.

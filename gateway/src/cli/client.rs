@@ -12,14 +12,13 @@ use std::time::Duration;
 
 use gateway::connect;
 use gateway::event_loop::EventLoop;
-use gateway::event_loop::client::{ClientSetup, Listen, LocalForward, SessionKind};
+use gateway::event_loop::client::{ClientSetup, Listen, LocalForward, SessionKind, terminal_size};
 use gateway::event_loop::listen::{Target, raise_open_file_limit};
 use gateway::forward_spec::{Bind, ForwardSpec, Listen as SpecListen, StdioForward};
 use gateway::hostkeys::home_dir;
 use gateway::options::{ClientOptions, Tokens};
 use gateway::prompt::Prompter;
 use gateway::ssh_config::{ConfigSource, Query, RequestTty, SshConfig, local_user};
-use ssh_proto::connection::msg::TerminalSize;
 
 use super::tty::RawMode;
 
@@ -245,16 +244,6 @@ fn session_kind(args: &Args, options: &ClientOptions) -> Result<SessionKind, Str
         None
     };
     Ok(SessionKind::Session { command, pty })
-}
-
-fn terminal_size() -> TerminalSize {
-    let size = rustix::termios::tcgetwinsize(rustix::stdio::stdin()).ok();
-    TerminalSize {
-        cols: size.map_or(80, |s| u32::from(s.ws_col)),
-        rows: size.map_or(24, |s| u32::from(s.ws_row)),
-        width_px: size.map_or(0, |s| u32::from(s.ws_xpixel)),
-        height_px: size.map_or(0, |s| u32::from(s.ws_ypixel)),
-    }
 }
 
 /// Where a forward listens, resolved: no bind address means loopback, as ssh does

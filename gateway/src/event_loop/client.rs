@@ -320,6 +320,17 @@ impl ClientRole {
     }
 }
 
+/// The size of the terminal on stdin; 80x24 when there is none.
+pub fn terminal_size() -> TerminalSize {
+    let size = rustix::termios::tcgetwinsize(rustix::stdio::stdin()).ok();
+    TerminalSize {
+        cols: size.map_or(80, |s| u32::from(s.ws_col)),
+        rows: size.map_or(24, |s| u32::from(s.ws_row)),
+        width_px: size.map_or(0, |s| u32::from(s.ws_xpixel)),
+        height_px: size.map_or(0, |s| u32::from(s.ws_ypixel)),
+    }
+}
+
 /// What the main channel is.
 enum OpenKind {
     Session,
@@ -588,6 +599,26 @@ impl Role for ClientRole {
             Err(e) => {
                 log::warn!("local connection for {target}: {e}");
             }
+        }
+        Ok(())
+    }
+
+    fn on_window_size(&mut self, core: &mut Core) -> Result<(), End> {
+        let (Some(channel), SessionKind::Session { pty: Some(_), .. }) =
+            (self.main_channel, &self.setup.session)
+        else {
+            return Ok(());
+        };
+        if let Some(channels) = core.channels.as_mut()
+            && channels.window(channel) > 0
+        {
+            let size = terminal_size();
+            channels.request(
+                &mut core.transport,
+                channel,
+                &ChannelRequestBody::WindowChange(size),
+                false,
+            )?;
         }
         Ok(())
     }

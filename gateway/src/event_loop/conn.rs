@@ -193,6 +193,12 @@ pub(crate) trait Role {
         Ok(())
     }
 
+    /// The terminal was resized (SIGWINCH).
+    fn on_window_size(&mut self, core: &mut Core) -> Result<(), End> {
+        let _ = core;
+        Ok(())
+    }
+
     /// Whether the peer has authenticated (always, for a client once it is in the loop).
     fn is_authenticated(&self) -> bool;
 

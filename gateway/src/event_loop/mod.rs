@@ -9,7 +9,8 @@
 //! again on the next turn without waiting, after the others have had theirs.
 //!
 //! Signals arrive as readiness too (SIGINT and SIGTERM start a drain, SIGCHLD tells the
-//! server a child may have exited); the handlers themselves do nothing else.
+//! server a child may have exited, SIGWINCH tells the client the terminal was resized);
+//! the handlers themselves do nothing else.
 
 pub mod client;
 mod conn;
@@ -26,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
-use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM, SIGWINCH};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use ssh_proto::msg::DisconnectReason;
@@ -112,6 +113,8 @@ pub struct EventLoop {
     poll: Poll,
     registry: Registry,
     events: Events,
+    /// The events of one poll, copied out so that handling them may borrow the loop.
+    ready: Vec<(Token, bool, bool)>,
     conns: Slab<Conn>,
     socks: Slab<Sock>,
     listeners: Slab<listen::Listener>,
@@ -146,7 +149,7 @@ impl EventLoop {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let signals = if signals {
-            let mut s = Signals::new([SIGINT, SIGTERM, SIGCHLD])?;
+            let mut s = Signals::new([SIGINT, SIGTERM, SIGCHLD, SIGWINCH])?;
             registry.register(&mut s, token(Kind::Signal, 0), Interest::READABLE)?;
             Some(s)
         } else {
@@ -157,6 +160,7 @@ impl EventLoop {
             poll,
             registry,
             events: Events::with_capacity(1024),
+            ready: Vec::with_capacity(1024),
             conns: Slab::new(),
             socks: Slab::new(),
             listeners: Slab::new(),
@@ -233,21 +237,20 @@ impl EventLoop {
                 Err(e) => return Err(e),
             }
             self.now = Instant::now();
-            let events: Vec<(Token, bool, bool)> = self
-                .events
-                .iter()
-                .map(|e| {
-                    let closed = e.is_read_closed() || e.is_write_closed() || e.is_error();
-                    (
-                        e.token(),
-                        e.is_readable() || closed,
-                        e.is_writable() || closed,
-                    )
-                })
-                .collect();
-            for (tok, readable, writable) in events {
+            let mut ready = std::mem::take(&mut self.ready);
+            ready.clear();
+            ready.extend(self.events.iter().map(|e| {
+                let closed = e.is_read_closed() || e.is_write_closed() || e.is_error();
+                (
+                    e.token(),
+                    e.is_readable() || closed,
+                    e.is_writable() || closed,
+                )
+            }));
+            for &(tok, readable, writable) in &ready {
                 self.on_event(tok, readable, writable);
             }
+            self.ready = ready;
             if self.stop_flag.swap(false, Ordering::AcqRel) {
                 self.start_drain();
             }
@@ -289,18 +292,26 @@ impl EventLoop {
         let Some(signals) = self.signals.as_mut() else {
             return;
         };
-        let mut stop = false;
-        let mut child = false;
+        let (mut stop, mut child, mut winch) = (false, false, false);
         for signal in signals.pending() {
             match signal {
                 SIGCHLD => child = true,
+                SIGWINCH => winch = true,
                 _ => stop = true,
             }
         }
-        if child {
+        if child || winch {
             let indexes: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
             for i in indexes {
-                self.with_conn(i, |core, role, ctx| role.on_child(core, ctx));
+                self.with_conn(i, |core, role, ctx| {
+                    if child {
+                        role.on_child(core, ctx)?;
+                    }
+                    if winch {
+                        role.on_window_size(core)?;
+                    }
+                    Ok(())
+                });
             }
         }
         if stop {

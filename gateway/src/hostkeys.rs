@@ -210,10 +210,13 @@ pub fn verify(
     match known_hosts::entry_line(host, port, key, salt) {
         Ok(line) => match append_line(file, &line) {
             Ok(()) => {
-                eprintln!(
-                    "Warning: added {name} ({label}) to the known hosts in {}.",
-                    file.display()
-                );
+                // Shown at ssh's default LogLevel (INFO), hidden by -q or LogLevel ERROR.
+                if log::log_enabled!(log::Level::Warn) {
+                    eprintln!(
+                        "Warning: added {name} ({label}) to the known hosts in {}.",
+                        file.display()
+                    );
+                }
                 Ok(Trusted::Added { file: file.clone() })
             }
             Err(e) => {

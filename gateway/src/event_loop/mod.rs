@@ -325,7 +325,7 @@ impl EventLoop {
         if self.draining.is_some() {
             return;
         }
-        log::info!("stopping: no new connections; draining for up to {DRAIN_TIME:?}");
+        log::debug!("stopping: no new connections; draining for up to {DRAIN_TIME:?}");
         self.draining = Some(self.now + DRAIN_TIME);
         for (_, mut listener) in std::mem::take(&mut self.listeners) {
             listener.deregister(&self.registry);

@@ -39,6 +39,7 @@ struct Args {
     force_tty: bool,
     verbosity: u8,
     quiet: bool,
+    reconnect: bool,
     forwards: Vec<ForwardSpec>,
     stdio: Option<StdioForward>,
     destination: String,
@@ -84,6 +85,7 @@ fn parse(args: Vec<OsString>) -> Result<Args, String> {
             }
             Short('v') => out.verbosity = out.verbosity.saturating_add(1),
             Short('q') => out.quiet = true,
+            Long("reconnect") => out.reconnect = true,
             Short('L') => {
                 let value = text(parser.value().map_err(|e| e.to_string())?)?;
                 out.forwards
@@ -168,6 +170,9 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     });
 
     let session = session_kind(&args, &options)?;
+    if args.reconnect && session != SessionKind::None {
+        return Err("--reconnect keeps forwards up; use it with -N".to_owned());
+    }
     let mut forwards = Vec::new();
     for spec in args.forwards.iter().chain(options.local_forwards.iter()) {
         forwards.push(resolve_forward(spec)?);
@@ -194,7 +199,17 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
         exit_on_forward_failure: options.exit_on_forward_failure,
         server_alive,
     };
-    let outcome = event_loop.add_client(conn, setup)?;
+    let reconnect = args.reconnect.then(|| {
+        let (host, options) = (host.clone(), options.clone());
+        let connect: gateway::event_loop::client::Reconnector = Box::new(move || {
+            let prompter = Prompter::from_env(options.batch_mode);
+            let (mut conn, _key) = connect::handshake(&host, port, &options, &prompter, true)?;
+            connect::authenticate(&mut conn, &options, &prompter, &host, port)?;
+            Ok(conn)
+        });
+        connect
+    });
+    let outcome = event_loop.add_client(conn, setup, reconnect)?;
     event_loop.run().map_err(|e| format!("event loop: {e}"))?;
     drop(_raw);
 

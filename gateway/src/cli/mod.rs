@@ -12,7 +12,7 @@ mod tty;
 
 const USAGE: &str = "\
 usage: gateway [-NTtqv] [-p PORT] [-l USER] [-i FILE]... [-F FILE] [-o KEY=VALUE]...
-               [-L [BIND:]PORT:HOST:HOSTPORT]... [-W HOST:PORT] [USER@]HOST [COMMAND ...]
+               [-L [BIND:]PORT:HOST:HOSTPORT]... [-W HOST:PORT] [--reconnect] [USER@]HOST [COMMAND ...]
        gateway serve --listen ADDR:PORT... --host-key FILE --authorized-keys FILE
                [--permit-open HOST:PORT]... [--allow-exec] [--max-startups N]
                [--login-grace-time SECS] [--connect-timeout SECS] [-q] [-v]
@@ -22,7 +22,9 @@ usage: gateway [-NTtqv] [-p PORT] [-l USER] [-i FILE]... [-F FILE] [-o KEY=VALUE
        gateway help | --version
 
   (none)  like ssh: run COMMAND on HOST, or a shell, or only the -L and -W forwards
-          (-N); reads ~/.ssh/config (or -F FILE) and known_hosts as ssh does
+          (-N); reads ~/.ssh/config (or -F FILE) and known_hosts as ssh does; with
+          --reconnect (and -N) a lost connection is made again, backing off from 1 s
+          to 30 s, while the -L listeners stay bound
   serve   the forwarding server: authenticates clients by authorized_keys and lets
           them open direct-tcpip channels (to --permit-open destinations only, when
           given) and, with --allow-exec, run commands with sh -c

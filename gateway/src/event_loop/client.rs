@@ -127,48 +127,52 @@ impl std::fmt::Debug for ClientRole {
     }
 }
 
+/// Makes a new authenticated connection to the same server, for `--reconnect`.
+pub type Reconnector = Box<dyn FnMut() -> Result<BlockingConn, String>>;
+
+/// The first wait before reconnecting, and the longest.
+const RECONNECT_FIRST: Duration = Duration::from_secs(1);
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// A forwards-only client that reconnects when its connection is lost: the listeners
+/// stay bound meanwhile (local connections that arrive are closed at once), and attempts
+/// back off from 1 s to 30 s.
+pub(crate) struct Reconnect {
+    connect: Reconnector,
+    setup: ClientSetup,
+    outcome: Rc<RefCell<Outcome>>,
+    delay: Duration,
+    /// The connection the forward listeners use now.
+    pub(crate) conn: Option<usize>,
+}
+
+impl std::fmt::Debug for Reconnect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconnect")
+            .field("host", &self.setup.host)
+            .field("delay", &self.delay)
+            .field("conn", &self.conn)
+            .finish_non_exhaustive()
+    }
+}
+
 impl super::EventLoop {
     /// Takes an authenticated client connection from the blocking driver into the loop:
     /// binds the local forwards, opens the session or stdio channel. The outcome fills in
     /// as the loop runs; read it after [`super::EventLoop::run`] returns.
+    ///
+    /// With `reconnect` (forwards only), a lost connection is made again with it instead
+    /// of ending the loop.
     pub fn add_client(
         &mut self,
         conn: BlockingConn,
         setup: ClientSetup,
+        reconnect: Option<Reconnector>,
     ) -> Result<Rc<RefCell<Outcome>>, String> {
-        let (transport, stream, input, packets) = conn.into_parts();
-        let peer = stream
-            .peer_addr()
-            .map_err(|e| format!("{}: {e}", setup.host))?;
-        stream
-            .set_nonblocking(true)
-            .map_err(|e| format!("{}: {e}", setup.host))?;
-        let mut core = Core::new(mio::net::TcpStream::from_std(stream), peer, transport);
-        core.set_leftover_input(input);
-        core.channels = Some(Channels::new(ChannelsConfig::default()).map_err(|e| e.to_string())?);
         let outcome = Rc::new(RefCell::new(Outcome::default()));
-        let alive = setup.server_alive.map(|(interval, count_max)| Alive {
-            interval,
-            count_max,
-            next: self.now + interval,
-            seen: 0,
-            missed: 0,
-        });
-        let forwards = setup.local_forwards.clone();
-        let exit_on_failure = setup.exit_on_forward_failure;
-        let role = ClientRole {
-            setup,
-            outcome: Rc::clone(&outcome),
-            main_channel: None,
-            done: false,
-            alive,
-            replies: VecDeque::new(),
-        };
-        let index = self
-            .add_conn(core, Box::new(role), false)
-            .map_err(|e| e.to_string())?;
+        let index = self.add_client_conn(conn, setup.clone(), &outcome)?;
 
-        for forward in forwards {
+        for forward in &setup.local_forwards {
             let purpose = Purpose::Forward {
                 conn: index,
                 target: forward.target.clone(),
@@ -184,7 +188,7 @@ impl super::EventLoop {
                 Ok(bound) => bound,
                 Err(e) => {
                     let line = format!("bind {}: {e}", forward.listen);
-                    if exit_on_failure {
+                    if setup.exit_on_forward_failure {
                         self.cut_all("forwarding failed");
                         return Err(format!("{line}; Could not request local forwarding."));
                     }
@@ -195,7 +199,53 @@ impl super::EventLoop {
             };
             outcome.borrow_mut().bound.push(bound);
         }
+        if let Some(connect) = reconnect {
+            self.reconnect = Some(Reconnect {
+                connect,
+                setup,
+                outcome: Rc::clone(&outcome),
+                delay: RECONNECT_FIRST,
+                conn: Some(index),
+            });
+        }
+        Ok(outcome)
+    }
 
+    /// Adds one authenticated connection with a client role and starts it.
+    fn add_client_conn(
+        &mut self,
+        conn: BlockingConn,
+        setup: ClientSetup,
+        outcome: &Rc<RefCell<Outcome>>,
+    ) -> Result<usize, String> {
+        let (transport, stream, input, packets) = conn.into_parts();
+        let peer = stream
+            .peer_addr()
+            .map_err(|e| format!("{}: {e}", setup.host))?;
+        stream
+            .set_nonblocking(true)
+            .map_err(|e| format!("{}: {e}", setup.host))?;
+        let mut core = Core::new(mio::net::TcpStream::from_std(stream), peer, transport);
+        core.set_leftover_input(input);
+        core.channels = Some(Channels::new(ChannelsConfig::default()).map_err(|e| e.to_string())?);
+        let alive = setup.server_alive.map(|(interval, count_max)| Alive {
+            interval,
+            count_max,
+            next: self.now + interval,
+            seen: 0,
+            missed: 0,
+        });
+        let role = ClientRole {
+            setup,
+            outcome: Rc::clone(outcome),
+            main_channel: None,
+            done: false,
+            alive,
+            replies: VecDeque::new(),
+        };
+        let index = self
+            .add_conn(core, Box::new(role), false)
+            .map_err(|e| e.to_string())?;
         // Messages that came in behind USERAUTH_SUCCESS, on the blocking driver.
         for payload in packets {
             self.with_conn(index, |core, role, ctx| {
@@ -203,7 +253,72 @@ impl super::EventLoop {
             });
         }
         self.with_conn(index, |core, role, ctx| role.start(core, ctx));
-        Ok(outcome)
+        Ok(index)
+    }
+
+    /// Connection `index` ended: when it is the one a reconnecting client uses, keep the
+    /// listeners and schedule the first attempt. Returns whether it did.
+    pub(crate) fn plan_reconnect(&mut self, index: usize) -> bool {
+        let Some(state) = self.reconnect.as_mut() else {
+            return false;
+        };
+        if state.conn != Some(index) || self.draining.is_some() {
+            return false;
+        }
+        state.conn = None;
+        let why = state.outcome.borrow_mut().error.take();
+        eprintln!(
+            "gateway: {}; reconnecting in {} s",
+            why.as_deref()
+                .unwrap_or("connection lost")
+                .trim_end_matches('.'),
+            state.delay.as_secs()
+        );
+        let at = self.now + state.delay;
+        self.timers
+            .push(std::cmp::Reverse((at, super::Timer::Reconnect)));
+        true
+    }
+
+    /// The reconnect timer fired: try once; on success the listeners move to the new
+    /// connection and take what waited in their backlogs.
+    pub(crate) fn try_reconnect(&mut self) {
+        let Some(mut state) = self.reconnect.take() else {
+            return;
+        };
+        if state.conn.is_some() || self.draining.is_some() {
+            self.reconnect = Some(state);
+            return;
+        }
+        match (state.connect)() {
+            Ok(conn) => match self.add_client_conn(conn, state.setup.clone(), &state.outcome) {
+                Ok(index) => {
+                    eprintln!("gateway: reconnected to {}", state.setup.host);
+                    state.conn = Some(index);
+                    state.delay = RECONNECT_FIRST;
+                    let mut listeners = Vec::new();
+                    for (li, listener) in &mut self.listeners {
+                        if let Purpose::Forward { conn, .. } = &mut listener.purpose {
+                            *conn = index;
+                            listeners.push(li);
+                        }
+                    }
+                    self.reconnect = Some(state);
+                    for li in listeners {
+                        self.accept(li);
+                    }
+                    return;
+                }
+                Err(e) => eprintln!("gateway: {e}"),
+            },
+            Err(e) => eprintln!("gateway: {e}"),
+        }
+        state.delay = (state.delay * 2).min(RECONNECT_MAX);
+        eprintln!("gateway: reconnecting in {} s", state.delay.as_secs());
+        let at = std::time::Instant::now() + state.delay;
+        self.timers
+            .push(std::cmp::Reverse((at, super::Timer::Reconnect)));
+        self.reconnect = Some(state);
     }
 }
 
@@ -308,8 +423,10 @@ impl ClientRole {
             alive.missed = 0;
             return Ok(());
         }
+        // Silence through `count_max` whole intervals ends it, as ssh's documentation
+        // reckons (ServerAliveInterval 15 with the default count of 3 is about 45 s).
         alive.missed += 1;
-        if alive.missed > alive.count_max {
+        if alive.missed >= alive.count_max.max(1) {
             let line = format!("Timeout, server {} not responding.", self.setup.host);
             return Err(self.fail(core, line));
         }

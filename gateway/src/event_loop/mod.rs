@@ -75,7 +75,14 @@ fn untoken(token: Token) -> (Option<Kind>, usize) {
 enum Timer {
     Conn(usize),
     Sock(usize),
+    /// A listener stopped accepting for want of descriptors: try it again.
+    Listener(usize),
+    /// A reconnecting client's next attempt.
+    Reconnect,
 }
+
+/// How long a listener waits after running out of descriptors before it tries again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// A connection: what it shares with every role, and its role.
 #[derive(Debug)]
@@ -129,6 +136,8 @@ pub struct EventLoop {
     draining: Option<Instant>,
     /// Unauthenticated server connections now.
     startups: usize,
+    /// A forwards-only client that makes its connection again when it is lost.
+    reconnect: Option<client::Reconnect>,
     now: Instant,
 }
 
@@ -172,6 +181,7 @@ impl EventLoop {
             waker,
             draining: None,
             startups: 0,
+            reconnect: None,
             now: Instant::now(),
         })
     }
@@ -436,7 +446,11 @@ impl EventLoop {
                 Ok(Some(a)) => a,
                 Ok(None) => return,
                 Err(e) => {
+                    // Out of descriptors, most likely: connections wait in the backlog
+                    // and are taken when the timer fires, with no busy loop meanwhile.
                     log::warn!("accept on {}: {e}", listener.describe());
+                    self.timers
+                        .push(Reverse((self.now + ACCEPT_RETRY, Timer::Listener(li))));
                     return;
                 }
             };
@@ -473,6 +487,8 @@ impl EventLoop {
                         });
                     }
                 }
+                Timer::Listener(li) => self.accept(li),
+                Timer::Reconnect => self.try_reconnect(),
                 Timer::Sock(i) => {
                     let Some(sock) = self.socks.get(i) else {
                         continue;
@@ -557,6 +573,10 @@ impl EventLoop {
                 sock.ep.deregister(&self.registry);
             }
         }
+        conn.role.on_end(&mut conn.core, &end);
+        if self.plan_reconnect(i) {
+            return;
+        }
         let owned: Vec<usize> = self
             .listeners
             .iter()
@@ -569,7 +589,6 @@ impl EventLoop {
             let mut listener = self.listeners.remove(li);
             listener.deregister(&self.registry);
         }
-        conn.role.on_end(&mut conn.core, &end);
     }
 
     /// Adds a listener and starts accepting on it.

@@ -474,7 +474,13 @@ fn a_stalled_reader_holds_the_writer_to_one_window_then_a_gibibyte_arrives() {
                 stalls <= TOTAL as usize / WINDOW + 1,
                 "stalled at {sent} bytes"
             );
+            let shut = rig.apps[CLIENT].ch.window(c) == 0;
             rig.pump();
+            // A writer stopped by a shut window is told when to go on.
+            if shut {
+                let events: Vec<Event> = rig.apps[CLIENT].events.drain(..).collect();
+                assert_eq!(events, [Event::Writable { channel: c }]);
+            }
         }
     }
     rig.pump();

@@ -18,6 +18,7 @@ use ssh_proto::connection::msg::{ChannelType, OpenFailureReason};
 use ssh_proto::connection::window::WindowConfig;
 use ssh_proto::crypto::default_provider;
 use ssh_proto::hostkey::HostKeyPair;
+use ssh_proto::rekey::RekeyLimits;
 use ssh_proto::sim::{Cut, Pair, SeededRng, Side};
 use ssh_proto::transport;
 
@@ -125,13 +126,20 @@ fn fixed_window(window: usize, max_packet: usize) -> ChannelsConfig {
 impl Rig {
     /// A handshaken, authenticated pair; `configs` are the client's and the server's.
     fn new(configs: [ChannelsConfig; 2], seed: u64) -> Self {
+        Self::with_rekey(configs, seed, RekeyLimits::default())
+    }
+
+    /// As [`Rig::new`], with both transports rekeying at `rekey`.
+    fn with_rekey(configs: [ChannelsConfig; 2], seed: u64, rekey: RekeyLimits) -> Self {
         let provider = default_provider();
         let c = Config {
             provider,
+            rekey,
             ..Config::default()
         };
         let s = Config {
             provider,
+            rekey,
             host_keys: vec![HostKeyPair::ed25519_from_seed(provider, &[7; 32])],
             ..Config::default()
         };
@@ -1135,9 +1143,20 @@ proptest! {
     fn random_channel_operations_keep_every_invariant(
         seed in any::<u64>(),
         configs in [config(), config()],
+        rekey_often in any::<bool>(),
         ops in prop::collection::vec(op(), 1..120),
     ) {
-        let mut rig = Rig::new(configs, seed);
+        // Half the runs rekey every few KiB, so key exchanges start between any two
+        // steps and hold channel messages while they run (RFC 4253 section 7.1).
+        let rekey = if rekey_often {
+            RekeyLimits {
+                bytes: 4 << 10,
+                ..RekeyLimits::default()
+            }
+        } else {
+            RekeyLimits::default()
+        };
+        let mut rig = Rig::with_rekey(configs, seed, rekey);
         for who in [CLIENT, SERVER] {
             rig.apps[who].consume = false;
         }

@@ -133,8 +133,11 @@ impl Sock {
             }
         }
         if written < data.len() {
-            if self.down_pos[i] > 0 && self.down_pos[i] == self.down[i].len() {
-                self.down[i].clear();
+            // Written bytes are dropped from the front once they are half the buffer, so
+            // it holds at most twice what waits (which the window bounds), and each byte
+            // is moved at most once on average.
+            if self.down_pos[i] > 0 && self.down_pos[i] * 2 >= self.down[i].len() {
+                self.down[i].drain(..self.down_pos[i]);
                 self.down_pos[i] = 0;
             }
             self.down[i].extend_from_slice(&data[written..]);

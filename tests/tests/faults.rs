@@ -276,3 +276,95 @@ fn running_out_of_descriptors_is_survived() {
         "the client died"
     );
 }
+
+/// How long the soak runs: 60 s, or `GATEWAY_SOAK_SECS`.
+fn soak_time() -> Duration {
+    let secs = std::env::var("GATEWAY_SOAK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    Duration::from_secs(secs)
+}
+
+/// A small generator for the soak's data: each connection its own stream of bytes.
+struct XorShift(u64);
+
+impl XorShift {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            let bytes = self.0.to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+}
+
+#[test]
+fn a_thousand_channels_for_a_minute_lose_nothing() {
+    const CHANNELS: usize = 1000;
+    let dir = TempDir::new("soak");
+    let Some((key, _server, server_port)) = server(dir.path()) else {
+        return;
+    };
+    let echo = echo_service();
+    let local = free_port();
+    let client = client(&key, server_port, local, echo, None);
+    let until = Instant::now() + soak_time();
+
+    // Each connection writes a chunk of its own stream, reads it back whole and compares,
+    // with chunk sizes varying so packets and reads are cut everywhere.
+    let moved: Vec<u64> = thread::scope(|s| {
+        let handles: Vec<_> = (0..CHANNELS)
+            .map(|n| {
+                s.spawn(move || {
+                    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, local))
+                        .unwrap_or_else(|e| panic!("connection {n}: {e}"));
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(60)))
+                        .expect("read timeout");
+                    let mut data = XorShift(0x9e37_79b9_7f4a_7c15 ^ (n as u64 + 1));
+                    let mut sizes = XorShift(n as u64 + 7);
+                    let mut out = vec![0u8; 64 * 1024];
+                    let mut back = vec![0u8; 64 * 1024];
+                    let mut moved = 0u64;
+                    while Instant::now() < until {
+                        let mut size = [0u8; 8];
+                        sizes.fill(&mut size);
+                        let len = 1 + usize::from(u16::from_le_bytes([size[0], size[1]]));
+                        data.fill(&mut out[..len]);
+                        stream
+                            .write_all(&out[..len])
+                            .unwrap_or_else(|e| panic!("write on connection {n}: {e}"));
+                        stream
+                            .read_exact(&mut back[..len])
+                            .unwrap_or_else(|e| panic!("read on connection {n}: {e}"));
+                        assert!(
+                            out[..len] == back[..len],
+                            "connection {n}: bytes lost or reordered after {moved}"
+                        );
+                        moved += len as u64;
+                    }
+                    moved
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("soak thread"))
+            .collect()
+    });
+    let total: u64 = moved.iter().sum();
+    eprintln!(
+        "{CHANNELS} channels moved {} MiB each way, the least busy {} KiB",
+        total >> 20,
+        moved.iter().min().copied().unwrap_or(0) >> 10
+    );
+    assert!(moved.iter().all(|&m| m > 0), "a channel moved nothing");
+    let mut client = client;
+    assert!(
+        client.0.try_wait().expect("status").is_none(),
+        "the client died"
+    );
+}

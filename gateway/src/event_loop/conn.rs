@@ -24,8 +24,11 @@ use super::sock::{Phase, Sock};
 
 /// Bytes read from the socket per turn before other connections get theirs.
 const READ_BUDGET: usize = 1024 * 1024;
-/// One read's size.
-const READ_CHUNK: usize = 256 * 1024;
+/// The input buffer starts at this size and doubles, up to [`INBOX_MAX`], while reads
+/// fill it: idle connections stay small, busy ones read in large gulps.
+const INBOX_MIN: usize = 64 * 1024;
+/// Room for the largest packet the transport accepts (256 KiB) and a read behind it.
+const INBOX_MAX: usize = 1024 * 1024;
 /// Packets pumped from endpoints into channels per turn.
 const PUMP_BUDGET: usize = 64;
 /// Output past which endpoints are not read until the socket takes some.
@@ -108,7 +111,11 @@ pub(crate) struct Core {
     pub(crate) transport: Transport,
     /// Present once authentication succeeded.
     pub(crate) channels: Option<Channels>,
+    /// Input read but not yet decoded is `inbox[in_start..in_end]`. The buffer is
+    /// zeroed once when it grows, never per read.
     inbox: Vec<u8>,
+    in_start: usize,
+    in_end: usize,
     outbox: Vec<u8>,
     out_pos: usize,
     readable: bool,
@@ -213,7 +220,9 @@ impl Core {
             peer,
             transport,
             channels: None,
-            inbox: Vec::with_capacity(READ_CHUNK),
+            inbox: vec![0; INBOX_MIN],
+            in_start: 0,
+            in_end: 0,
             outbox: Vec::new(),
             out_pos: 0,
             readable: true,
@@ -229,7 +238,13 @@ impl Core {
     /// Starts from input a blocking driver already read, and packets it already
     /// decoded for the layer above.
     pub(crate) fn set_leftover_input(&mut self, input: Vec<u8>) {
-        self.inbox = input;
+        if input.len() > self.inbox.len() / 2 {
+            self.inbox
+                .resize((input.len() * 2).min(INBOX_MAX).max(input.len()), 0);
+        }
+        self.inbox[..input.len()].copy_from_slice(&input);
+        self.in_start = 0;
+        self.in_end = input.len();
     }
 
     pub(crate) fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
@@ -273,10 +288,17 @@ impl Core {
     /// One turn: read, dispatch, pump, write.
     pub(crate) fn turn(&mut self, role: &mut dyn Role, ctx: &mut Ctx<'_>) -> Result<(), End> {
         self.flush_output()?;
-        let eof = self.read_input()?;
-        self.process_input(role, ctx)?;
-        if eof {
-            return Err(End::Eof);
+        let mut budget = READ_BUDGET;
+        loop {
+            let (read, eof) = self.read_input(budget)?;
+            self.process_input(role, ctx)?;
+            if eof {
+                return Err(End::Eof);
+            }
+            budget = budget.saturating_sub(read);
+            if read == 0 || !self.readable || budget == 0 {
+                break;
+            }
         }
         for _ in 0..4 {
             let pumped = self.pump(role, ctx)?;
@@ -293,30 +315,47 @@ impl Core {
         let _ = self.flush_output();
     }
 
-    /// Reads until `WouldBlock` or the budget. Returns whether the peer closed.
-    fn read_input(&mut self) -> Result<bool, End> {
+    /// Reads until `WouldBlock`, the budget, or a full buffer. Returns the bytes read and
+    /// whether the peer closed.
+    fn read_input(&mut self, budget: usize) -> Result<(usize, bool), End> {
         let mut total = 0;
-        while self.readable && total < READ_BUDGET {
-            let start = self.inbox.len();
-            self.inbox.resize(start + READ_CHUNK, 0);
-            let read = self.io.read(&mut self.inbox[start..]);
-            self.inbox.truncate(start + read.as_ref().map_or(0, |&n| n));
-            match read {
-                Ok(0) => return Ok(true),
-                Ok(n) => total += n,
+        while self.readable && total < budget {
+            if self.in_end == self.inbox.len() {
+                if self.in_start > 0 {
+                    self.inbox.copy_within(self.in_start..self.in_end, 0);
+                    self.in_end -= self.in_start;
+                    self.in_start = 0;
+                } else if self.inbox.len() < INBOX_MAX {
+                    let grown = (self.inbox.len() * 2).min(INBOX_MAX);
+                    self.inbox.resize(grown, 0);
+                } else {
+                    // Full of whole packets not yet decoded: decode them first.
+                    break;
+                }
+            }
+            match self.io.read(&mut self.inbox[self.in_end..]) {
+                Ok(0) => return Ok((total, true)),
+                Ok(n) => {
+                    self.in_end += n;
+                    total += n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(false)
+        Ok((total, false))
     }
 
     /// Decodes and dispatches every whole packet in the input.
     fn process_input(&mut self, role: &mut dyn Role, ctx: &mut Ctx<'_>) -> Result<(), End> {
-        let mut start = 0;
+        let mut start = self.in_start;
         let result = self.process_from(&mut start, role, ctx);
-        self.inbox.drain(..start);
+        self.in_start = start;
+        if self.in_start == self.in_end {
+            self.in_start = 0;
+            self.in_end = 0;
+        }
         result
     }
 
@@ -344,7 +383,9 @@ impl Core {
         role: &mut dyn Role,
         ctx: &mut Ctx<'_>,
     ) -> Result<bool, End> {
-        let decoded = self.transport.decode(&mut inbox[*start..], ctx.now)?;
+        let decoded = self
+            .transport
+            .decode(&mut inbox[*start..self.in_end], ctx.now)?;
         *start += decoded.consumed;
         let progressed = decoded.consumed > 0 || decoded.packet.is_some();
         if let Some(packet) = decoded.packet {

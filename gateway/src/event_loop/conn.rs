@@ -301,7 +301,7 @@ impl Core {
             }
         }
         for _ in 0..4 {
-            let pumped = self.pump(role, ctx)?;
+            let pumped = self.pump(ctx)?;
             self.flush_output()?;
             if !pumped || self.output_len() > 0 {
                 break;
@@ -640,8 +640,7 @@ impl Core {
 
     /// Reads queued endpoints into their channels, one packet each per round. Returns
     /// whether anything was sent.
-    fn pump(&mut self, role: &mut dyn Role, ctx: &mut Ctx<'_>) -> Result<bool, End> {
-        let _ = role;
+    fn pump(&mut self, ctx: &mut Ctx<'_>) -> Result<bool, End> {
         let mut packets = 0;
         let mut sent = false;
         while packets < PUMP_BUDGET && self.output_len() < OUTPUT_HIGH && self.transport.can_send()

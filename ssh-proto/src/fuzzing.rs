@@ -46,6 +46,10 @@ use crate::version::{
 };
 use crate::wire::{Reader, Writer};
 
+pub mod connection;
+
+pub use connection::{ConnectionOutcome, connection_client, connection_server};
+
 /// A fuzz target: its file name under `fuzz/fuzz_targets` and the entry point it calls.
 #[derive(Clone, Copy, Debug)]
 pub struct Target {

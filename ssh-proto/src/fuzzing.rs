@@ -96,6 +96,18 @@ pub const TARGETS: &[Target] = &[
         },
     },
     Target {
+        name: "connection_server",
+        run: |data| {
+            connection_server(data);
+        },
+    },
+    Target {
+        name: "connection_client",
+        run: |data| {
+            connection_client(data);
+        },
+    },
+    Target {
         name: "private_key",
         run: |data| {
             private_key(data);

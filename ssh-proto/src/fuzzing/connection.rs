@@ -597,6 +597,9 @@ impl Harness {
             self.transport_events();
             if let Some(packet) = decoded.packet {
                 self.route(packet.payload, packet.seq);
+            } else {
+                // What the transport answered by itself (UNIMPLEMENTED, PONG, KEXINIT).
+                self.take_output(None);
             }
             if decoded.consumed == 0 {
                 break;

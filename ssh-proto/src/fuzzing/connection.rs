@@ -23,6 +23,10 @@
 //!   [`crate::connection::msg`], a WINDOW_ADJUST goes out only for the channel a call was
 //!   about, and channel data never exceeds what [`Channels::window`] allowed;
 //! - a reply or result event comes only for a request that waits for one.
+//!
+//! Not checked: that the data we send stays within the window the peer granted, beyond
+//! agreeing with what [`Channels::window`] reports; that would need the harness to count
+//! the peer's windows itself from the messages it sends.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -46,6 +46,10 @@ use crate::version::{
 };
 use crate::wire::{Reader, Writer};
 
+pub mod connection;
+
+pub use connection::{ConnectionOutcome, connection_client, connection_server};
+
 /// A fuzz target: its file name under `fuzz/fuzz_targets` and the entry point it calls.
 #[derive(Clone, Copy, Debug)]
 pub struct Target {
@@ -89,6 +93,18 @@ pub const TARGETS: &[Target] = &[
         name: "kex_client",
         run: |data| {
             kex_client(data);
+        },
+    },
+    Target {
+        name: "connection_server",
+        run: |data| {
+            connection_server(data);
+        },
+    },
+    Target {
+        name: "connection_client",
+        run: |data| {
+            connection_client(data);
         },
     },
     Target {

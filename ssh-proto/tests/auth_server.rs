@@ -1161,6 +1161,8 @@ fn server_messages_from_the_client_disconnect() {
         fail,
         banner,
         pk_ok_message,
+        vec![54],
+        vec![59, 0, 0],
         vec![62],
         vec![79, 0, 0],
     ];

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use ssh_proto::algorithms::{Cipher, Kex, Mac, Preferences};
 use ssh_proto::base64;
 use ssh_proto::config::Config;
+use ssh_proto::fuzzing::connection::script;
 use ssh_proto::fuzzing::{self, KexMode, TARGETS};
 use ssh_proto::hostkey::{HostKeyPair, PublicKey, SignatureAlg};
 use ssh_proto::kex;
@@ -27,6 +28,12 @@ use ssh_proto::sim::{Cut, Pair, SeededRng};
 use ssh_proto::transport::Transport;
 use ssh_proto::userkey::{UserKey, UserKeyError};
 use ssh_proto::wire::Writer;
+
+// Not `mod connection;`: that path would make cargo build it as a test of its own.
+#[path = "fuzz_corpus/connection.rs"]
+mod connection;
+
+use connection::connection_seeds;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus");
 const REGRESSIONS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../vectors/fuzz-regressions");
@@ -275,6 +282,39 @@ fn key_seeds_reach_what_they_were_written_for() {
     }
     let all = ["Changed", "Known", "OtherTypesKnown", "Revoked", "Unknown"];
     assert_eq!(answered, all.map(String::from).into(), "lookup answers");
+}
+
+/// The connection targets' seeds get where their names say: channels open, data flows
+/// both ways, and the hostile ones end the connection.
+#[test]
+fn connection_seeds_reach_what_they_were_written_for() {
+    for (target, name, selector, steps) in connection_seeds() {
+        let data = script(selector, &steps);
+        let stored = fs::read(Path::new(CORPUS).join(target).join(name)).unwrap();
+        assert_eq!(
+            stored, data,
+            "{target}/{name} is stale; run write_seed_corpus"
+        );
+        let outcome = match target {
+            "connection_server" => fuzzing::connection_server(&data),
+            _ => fuzzing::connection_client(&data),
+        };
+        assert_eq!(outcome.steps, steps.len(), "{target}/{name}: {outcome:?}");
+        let hostile = name.starts_with("bad-");
+        assert_eq!(
+            outcome.error.is_some(),
+            hostile,
+            "{target}/{name}: {outcome:?}"
+        );
+        if name.starts_with("session") || name.starts_with("direct-tcpip") {
+            assert!(outcome.opened >= 1, "{target}/{name}: {outcome:?}");
+            assert!(outcome.data_in > 0, "{target}/{name}: {outcome:?}");
+            assert!(outcome.data_out > 0, "{target}/{name}: {outcome:?}");
+        }
+        if name.starts_with("global") {
+            assert!(outcome.events >= 3, "{target}/{name}: {outcome:?}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -789,6 +829,11 @@ fn write_seed_corpus() {
         ],
     );
     write("kex_server", "ignore-before-kexinit", &ignore_first);
+
+    // connection_server and connection_client: scripts of steps.
+    for (target, name, selector, steps) in connection_seeds() {
+        write(target, name, &script(selector, &steps));
+    }
 
     write_private_key_seeds();
     write_public_key_seeds();

@@ -327,7 +327,7 @@ impl<P> ServerAuth<P> {
                 DisconnectReason::PROTOCOL_ERROR,
                 format!("the client sent {n:?}, which only a server sends"),
             ),
-            MessageNumber(n @ 62..=79) => self.fatal(
+            MessageNumber(n @ (54..=59 | 62..=79)) => self.fatal(
                 transport,
                 DisconnectReason::PROTOCOL_ERROR,
                 format!("unknown authentication message {n}"),

@@ -4,5 +4,6 @@
 //! programs people actually run, not only against themselves, and a small server of our
 //! own ([`server`]) for real clients to connect to.
 
+pub mod forwarding;
 pub mod peers;
 pub mod server;

@@ -362,7 +362,8 @@ pub fn keygen(dir: &Path, name: &str, key_type: &str) -> Option<KeyPair> {
     Some(read_key_pair(private_key))
 }
 
-fn read_key_pair(private_key: PathBuf) -> KeyPair {
+/// The key pair in `private_key` and the `.pub` file beside it.
+pub fn read_key_pair(private_key: PathBuf) -> KeyPair {
     let public_path = PathBuf::from(format!("{}.pub", private_key.display()));
     let public_key = fs::read_to_string(&public_path)
         .unwrap_or_else(|e| panic!("read {}: {e}", public_path.display()))

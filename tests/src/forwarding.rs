@@ -1,0 +1,340 @@
+//! What the forwarding tests share: child processes that die with the test, waiting for a
+//! port, an echo service and a patterned source on threads, this project's forwarding
+//! server and client as processes, bulk transfers checked by SHA-256, and memory read
+//! from `/proc`.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ssh_proto::crypto::{HashAlg, default_provider};
+
+use crate::peers::{self, KeyPair, free_port, gateway_binary};
+
+/// A child process that is killed and reaped when the test ends, however it ends.
+#[derive(Debug)]
+pub struct Reaper(pub Child);
+
+impl Reaper {
+    pub fn spawn(command: &mut Command, what: &str) -> Reaper {
+        Reaper(
+            command
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {what}: {e}")),
+        )
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; its exit status, or
+    /// `None` if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What the process wrote to its piped stderr, once it has exited (or been killed).
+    pub fn stderr_after_exit(&mut self) -> String {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let mut text = String::new();
+        if let Some(mut stderr) = self.0.stderr.take() {
+            let _ = stderr.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something accepts connections on the loopback `port`; panics after 30 s,
+/// or as soon as `child` (the process meant to listen) has exited.
+pub fn wait_for_port(port: u16, mut child: Option<&mut Reaper>, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        if let Some(child) = child.as_deref_mut()
+            && let Ok(Some(status)) = child.0.try_wait()
+        {
+            panic!("{what} exited with {status} before listening on port {port}");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} is not listening on port {port} after 30 s");
+}
+
+/// An echo service on loopback, one thread per connection; its port.
+pub fn echo_service() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind echo");
+    let port = listener.local_addr().expect("echo address").port();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = stream.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+/// The period of [`pattern`]'s stream, a prime so that it never lines up with buffers.
+pub const PERIOD: usize = 65_521;
+/// The longest slice of [`pattern`] compared at once.
+pub const PATTERN_CHUNK: usize = 256 * 1024;
+
+/// A patterned stream from any offset `o`: `pattern()[o % PERIOD..]`, compared with whole
+/// slices so checking hundreds of MiB stays quick in a debug build.
+pub fn pattern() -> Vec<u8> {
+    (0..PERIOD + PATTERN_CHUNK)
+        .map(|i| {
+            ((i % PERIOD) as u64)
+                .wrapping_mul(2_654_435_761)
+                .to_le_bytes()[2]
+        })
+        .collect()
+}
+
+/// A service that writes [`pattern`] to every connection for as long as it is read.
+pub fn source_service() -> u16 {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind source");
+    let port = listener.local_addr().expect("source address").port();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            thread::spawn(move || {
+                let table = pattern();
+                let mut stream = stream;
+                let mut at = 0;
+                while stream.write_all(&table[at..at + PATTERN_CHUNK]).is_ok() {
+                    at = (at + PATTERN_CHUNK) % PERIOD;
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A small generator of test data: each seed its own stream of bytes.
+#[derive(Debug, Clone)]
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            let bytes = self.0.to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+}
+
+/// SHA-256 of `data`, in hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    let mut hasher = default_provider().hash(HashAlg::Sha256);
+    hasher.update(data);
+    hex(hasher.finish().as_bytes())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Sends `bytes` of seeded data through `stream` while reading back whatever comes, and
+/// returns the SHA-256 of what was sent and of what came back (after the peer closed its
+/// side). For an echo target through a forward the two must match.
+pub fn echo_through(mut stream: TcpStream, bytes: usize, seed: u64) -> (String, String) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .expect("read timeout");
+    let mut writer = stream.try_clone().expect("clone the stream");
+    let sender = thread::spawn(move || {
+        let mut hasher = default_provider().hash(HashAlg::Sha256);
+        let mut data = XorShift(seed | 1);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(buf.len());
+            data.fill(&mut buf[..n]);
+            hasher.update(&buf[..n]);
+            writer.write_all(&buf[..n]).expect("write into the forward");
+            left -= n;
+        }
+        let _ = writer.shutdown(Shutdown::Write);
+        hex(hasher.finish().as_bytes())
+    });
+    let mut hasher = default_provider().hash(HashAlg::Sha256);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0usize;
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                got += n;
+            }
+            Err(e) => panic!("read from the forward after {got} of {bytes} bytes: {e}"),
+        }
+    }
+    let sent = sender.join().expect("sender thread");
+    (sent, hex(hasher.finish().as_bytes()))
+}
+
+/// Resident and peak memory of a process, in KiB, from `/proc`.
+pub fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// CPU time a process has used, user plus system, in clock ticks (10 ms), from `/proc`.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after the name.
+    get(11) + get(12)
+}
+
+/// `gateway serve` on a loopback port, with a client key authorised and a host key that
+/// it creates on start.
+#[derive(Debug)]
+pub struct Serve {
+    pub process: Reaper,
+    pub port: u16,
+    /// The key that may log in.
+    pub key: KeyPair,
+    pub host_key: PathBuf,
+}
+
+impl Serve {
+    /// Starts `gateway serve -q` in `dir` with `extra` arguments (`--permit-open`,
+    /// `--allow-exec`, ...); `None` when no key could be made (a missing peer outside CI).
+    pub fn start(dir: &Path, extra: &[&str]) -> Option<Serve> {
+        Serve::start_with(dir, extra, Stdio::inherit())
+    }
+
+    /// As [`Serve::start`], with the server's log (stderr) going to `log`.
+    pub fn start_with(dir: &Path, extra: &[&str], log: Stdio) -> Option<Serve> {
+        let key = if dir.join("id_ed25519").exists() {
+            peers::read_key_pair(dir.join("id_ed25519"))
+        } else {
+            peers::keygen(dir, "id_ed25519", "ed25519")?
+        };
+        std::fs::write(dir.join("authorized_keys"), format!("{}\n", key.public_key))
+            .expect("write authorized_keys");
+        let port = free_port();
+        let host_key = dir.join("host_key");
+        let quiet = !extra.iter().any(|a| a.starts_with("-v"));
+        let mut command = Command::new(gateway_binary());
+        command.arg("serve");
+        if quiet {
+            command.arg("-q");
+        }
+        command
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--host-key")
+            .arg(&host_key)
+            .arg("--authorized-keys")
+            .arg(dir.join("authorized_keys"))
+            .args(extra)
+            .stderr(log);
+        let mut process = Reaper::spawn(&mut command, "gateway serve");
+        wait_for_port(port, Some(&mut process), "gateway serve");
+        Some(Serve {
+            process,
+            port,
+            key,
+            host_key,
+        })
+    }
+
+    /// A known_hosts line for this server's host key.
+    pub fn known_hosts_line(&self) -> String {
+        let mut name = self.host_key.as_os_str().to_owned();
+        name.push(".pub");
+        let public =
+            std::fs::read_to_string(PathBuf::from(name)).expect("read the server's host key");
+        let mut words = public.split_whitespace();
+        let (kind, blob) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+        format!("[127.0.0.1]:{} {kind} {blob}\n", self.port)
+    }
+}
+
+/// A `gateway` client command for `127.0.0.1` on `port` that trusts any host key, logs in
+/// with `key` and never prompts: the caller adds forwards, `-N`, a command.
+pub fn gateway_client(key: &Path, port: u16) -> Command {
+    let mut command = Command::new(gateway_binary());
+    command
+        .args(["-F", "none", "-o", "BatchMode=yes"])
+        .args(["-o", "StrictHostKeyChecking=no"])
+        .args(["-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "LogLevel=ERROR"])
+        .arg("-i")
+        .arg(key)
+        .args(["-p", &port.to_string()]);
+    command
+}
+
+/// `gateway -N -L local:127.0.0.1:target 127.0.0.1` against `port`, started and listening;
+/// its local port.
+pub fn local_forward(key: &Path, port: u16, target: u16, extra: &[&str]) -> (Reaper, u16) {
+    let local = free_port();
+    let mut command = gateway_client(key, port);
+    command
+        .arg("-N")
+        .args(["-L", &format!("{local}:127.0.0.1:{target}")])
+        .args(extra)
+        .arg("127.0.0.1")
+        .stderr(Stdio::piped());
+    let mut client = Reaper::spawn(&mut command, "the gateway client");
+    wait_for_port(local, Some(&mut client), "the gateway client");
+    (client, local)
+}

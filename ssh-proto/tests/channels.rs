@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use ssh_proto::Error;
 use ssh_proto::config::Config;
+use ssh_proto::connection::budget::WINDOW_FLOOR;
 use ssh_proto::connection::channels::{
     Channels, ChannelsConfig, Event, Input, OwnedChannelType, OwnedRequest,
 };
@@ -162,6 +163,11 @@ impl Rig {
     /// The raw client opens a session with `window` and `max_packet`; the server accepts.
     /// Returns the server's id for it.
     fn raw_session(&mut self, sender: u32, window: u32, max_packet: u32) -> u32 {
+        self.raw_session_window(sender, window, max_packet).0
+    }
+
+    /// As [`Rig::raw_session`], also returning the initial window the server announced.
+    fn raw_session_window(&mut self, sender: u32, window: u32, max_packet: u32) -> (u32, u32) {
         self.raw(&open_msg(sender, window, max_packet)).unwrap();
         let Event::OpenRequest { channel, kind } = self.server.next_event() else {
             panic!("an open request");
@@ -171,8 +177,11 @@ impl Rig {
         self.server.ch.as_mut().unwrap().accept(t, channel).unwrap();
         self.client_reads().unwrap();
         let got = self.client.raw.pop().unwrap();
-        assert_eq!(got[0], MessageNumber::CHANNEL_OPEN_CONFIRMATION.0);
-        channel
+        let Ok(Message::ChannelOpenConfirmation(m)) = Message::parse(&got) else {
+            panic!("an OPEN_CONFIRMATION, got {got:?}");
+        };
+        assert_eq!((m.recipient, m.sender), (sender, channel));
+        (channel, m.initial_window)
     }
 
     /// The client opens a session and the server accepts it. Returns (client id, server
@@ -780,6 +789,69 @@ fn opens_past_the_cap_get_resource_shortage_and_memory_returns() {
     }
     assert_eq!(rig.server.ch().slot_count(), 0);
     assert!(rig.server.ch().is_empty());
+    assert_eq!(
+        rig.server.ch().budget().used(),
+        0,
+        "every window's share is back"
+    );
+}
+
+/// The initial windows of all channels come out of one per-connection budget: once it is
+/// spent a channel starts at the floor, still carries data, and a finished channel's
+/// share goes to the next one.
+#[test]
+fn initial_windows_share_the_connection_budget() {
+    const FULL: u32 = 2 << 20;
+    let share = FULL - WINDOW_FLOOR;
+    let budget = 2 * u64::from(share) + u64::from(share / 2);
+    let mut rig = Rig::new(
+        None,
+        ChannelsConfig {
+            budget,
+            ..ChannelsConfig::default()
+        },
+    );
+    let opened: Vec<(u32, u32)> = (0..5)
+        .map(|sender| rig.raw_session_window(sender, 1 << 20, 32768))
+        .collect();
+    let windows: Vec<u32> = opened.iter().map(|&(_, w)| w).collect();
+    assert_eq!(
+        windows,
+        [
+            FULL,
+            FULL,
+            WINDOW_FLOOR + share / 2,
+            WINDOW_FLOOR,
+            WINDOW_FLOOR
+        ]
+    );
+    let ch = rig.server.ch();
+    assert_eq!(ch.budget().used(), budget, "all of it is granted");
+    let total: u64 = opened
+        .iter()
+        .map(|&(s, _)| u64::from(ch.receive_window(s)))
+        .sum();
+    assert_eq!(total, budget + 5 * u64::from(WINDOW_FLOOR));
+
+    // A channel at its floor takes a whole floor of data, and not a byte more.
+    let (last, _) = opened[4];
+    rig.server.consume = false;
+    rig.raw(&data_msg(last, &[7; WINDOW_FLOOR as usize]))
+        .unwrap();
+    assert_eq!(rig.server.ch().buffered(last), WINDOW_FLOOR as usize);
+
+    // The first channel closes; its share goes back, and the next channel gets it all.
+    let (first, _) = opened[0];
+    rig.raw(&recipient_msg(MessageNumber::CHANNEL_CLOSE, first))
+        .unwrap();
+    assert_eq!(rig.server.next_event(), Event::Closed { channel: first });
+    assert_eq!(rig.server.ch().budget().free(), u64::from(share));
+    let (_, window) = rig.raw_session_window(9, 1 << 20, 32768);
+    assert_eq!(window, FULL);
+    assert_eq!(rig.server.ch().budget().free(), 0);
+
+    let r = rig.raw(&data_msg(last, &[8]));
+    rig.expect_disconnect(r);
 }
 
 #[test]

@@ -27,6 +27,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
+use crate::connection::budget::{Budget, DEFAULT_BUDGET};
 use crate::connection::lifecycle::{LifecycleError, Phase};
 use crate::connection::msg::{
     ChannelOpen, ChannelOpenConfirmation, ChannelOpenFailure, ChannelRequest, ChannelRequestBody,
@@ -34,7 +35,7 @@ use crate::connection::msg::{
     NOT_CONNECTION_MESSAGE, OpenFailureReason, RequestSuccess, TerminalSize,
 };
 use crate::connection::table::{DEFAULT_MAX_CHANNELS, Table, TableError};
-use crate::connection::window::{Budget, DEFAULT_BUDGET, RecvWindow, SendWindow, WindowConfig};
+use crate::connection::window::{RecvWindow, SendWindow, WindowConfig};
 use crate::error::Error;
 use crate::msg::{DisconnectReason, MessageNumber};
 use crate::transport::Transport;
@@ -57,7 +58,10 @@ pub struct ChannelsConfig {
     /// Live channels at most, opened by either side. A peer's open past it is refused
     /// with RESOURCE_SHORTAGE.
     pub max_channels: u32,
-    /// The bytes all receive windows together may grow by (see [`Budget`]).
+    /// The bytes all receive windows together may hold above a small floor per channel,
+    /// initial windows and growth alike (see [`Budget`]). A channel opened while it is
+    /// spent starts with a smaller window, never below
+    /// [`WINDOW_FLOOR`](crate::connection::budget::WINDOW_FLOOR).
     pub budget: u64,
 }
 
@@ -433,6 +437,17 @@ impl Channels {
         self.table.slot_count()
     }
 
+    /// The receive window `channel` keeps open for the peer: the initial window it
+    /// announced plus its growth so far. 0 when there is no such channel.
+    pub fn receive_window(&self, channel: u32) -> u32 {
+        self.table.get(channel).map_or(0, |c| c.value.recv.target())
+    }
+
+    /// The connection's window budget: what the receive windows hold above their floors.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
     /// Bytes received on `channel` that the application has not reported as consumed.
     pub fn buffered(&self, channel: u32) -> usize {
         self.table.get(channel).map_or(0, |c| {
@@ -617,27 +632,26 @@ impl Channels {
                 "maximum packet size not in 1..=2^31",
             );
         };
+        // Checked before the window draws on the budget, so a refused open takes nothing.
+        if self.table.is_full() {
+            let limit = self.table.limit();
+            log::debug!("channel open refused limit={limit} reason=too many channels");
+            return refuse(t, OpenFailureReason::RESOURCE_SHORTAGE, "too many channels");
+        }
         let state = ChannelState {
             peer_id: m.sender,
             send: Some(send),
-            recv: RecvWindow::new(self.window)?,
+            recv: RecvWindow::new(self.window, &mut self.budget)?,
             ours_pending: 0,
             theirs_pending: 0,
         };
-        match self.table.peer_open(state) {
-            Ok(channel) => {
-                self.events.push_back(Event::OpenRequest {
-                    channel,
-                    kind: OwnedChannelType::from(&m.channel_type),
-                });
-                Ok(())
-            }
-            Err(TableError::Full { limit }) => {
-                log::debug!("channel open refused limit={limit} reason=too many channels");
-                refuse(t, OpenFailureReason::RESOURCE_SHORTAGE, "too many channels")
-            }
-            Err(e) => Err(e.into()),
-        }
+        // The table has room, checked above, so this cannot fail.
+        let channel = self.table.peer_open(state)?;
+        self.events.push_back(Event::OpenRequest {
+            channel,
+            kind: OwnedChannelType::from(&m.channel_type),
+        });
+        Ok(())
     }
 
     fn on_confirmation(&mut self, m: &ChannelOpenConfirmation<'_>) -> Result<(), Error> {
@@ -785,7 +799,13 @@ impl Channels {
         kind: &ChannelType<'_>,
     ) -> Result<u32, Error> {
         self.check_open(transport)?;
-        let recv = RecvWindow::new(self.window)?;
+        if self.table.is_full() {
+            return Err(TableError::Full {
+                limit: self.table.limit(),
+            }
+            .into());
+        }
+        let recv = RecvWindow::new(self.window, &mut self.budget)?;
         let (initial_window, max_packet) = (recv.initial(), recv.max_packet());
         let id = self.table.open(ChannelState {
             peer_id: 0,

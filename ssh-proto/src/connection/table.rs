@@ -165,6 +165,11 @@ impl<T> Table<T> {
         self.len() == 0
     }
 
+    /// Whether the cap is reached, so that the next open fails with [`TableError::Full`].
+    pub fn is_full(&self) -> bool {
+        self.len() >= index(self.limit)
+    }
+
     /// The number of slots held, live or free: what the table costs in memory, apart from
     /// spare vector capacity. Never above [`Table::limit`]; 0 once every channel finished.
     pub fn slot_count(&self) -> usize {
@@ -288,7 +293,7 @@ impl<T> Table<T> {
     }
 
     fn insert(&mut self, lifecycle: Lifecycle, value: T) -> Result<u32, TableError> {
-        if self.len() >= index(self.limit) {
+        if self.is_full() {
             log::debug!("channel table full limit={}", self.limit);
             return Err(TableError::Full { limit: self.limit });
         }
@@ -597,6 +602,7 @@ mod tests {
         for &id in &opened[..100] {
             t.accept(id).unwrap();
         }
+        assert!(t.is_full());
         assert!(matches!(t.open(0), Err(TableError::Full { .. })));
 
         // Rejecting the rest and closing the accepted ones returns to the baseline.

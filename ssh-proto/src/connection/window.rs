@@ -1,6 +1,6 @@
 //! Channel flow control (RFC 4254 section 5.2): the peer's window for our data
-//! ([`SendWindow`]), our window for the peer's data ([`RecvWindow`]), and the
-//! per-connection [`Budget`] that bounds how far our windows grow.
+//! ([`SendWindow`]) and our window for the peer's data ([`RecvWindow`]), which draws
+//! everything above a small floor from the connection's [`Budget`].
 //!
 //! Every number a peer controls is checked before it is counted: a window never passes
 //! 2^32 - 1, no data is accepted beyond the window or over the maximum packet size, and
@@ -17,6 +17,7 @@
 use core::fmt;
 use std::time::{Duration, Instant};
 
+use crate::connection::budget::{Budget, window_floor};
 use crate::error::Error;
 use crate::msg::DisconnectReason;
 
@@ -24,9 +25,6 @@ use crate::msg::DisconnectReason;
 /// packet comes near it (the transport takes at most 256 KiB), and refusing larger values
 /// keeps a peer from announcing "no limit" to code that does arithmetic on the number.
 pub const MAX_PACKET_LIMIT: u32 = 1 << 31;
-
-/// The default per-connection growth budget: 256 MiB.
-pub const DEFAULT_BUDGET: u64 = 256 << 20;
 
 /// Why a window operation failed. The first four are the peer's fault and end the
 /// connection with PROTOCOL_ERROR (or, for [`WindowError::BadMaxPacket`] in a
@@ -221,54 +219,6 @@ impl SendWindow {
     }
 }
 
-/// The bytes all of one connection's receive windows may grow by, together, above their
-/// initial sizes.
-///
-/// The initial windows are not drawn from it, so a new channel always gets its full
-/// initial window and a busy channel never starves the opening of another; the
-/// per-connection channel cap bounds those. What the budget bounds is auto-tuning: the
-/// sum of every channel's growth never exceeds [`Budget::total`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Budget {
-    total: u64,
-    used: u64,
-}
-
-impl Default for Budget {
-    fn default() -> Self {
-        Self::new(DEFAULT_BUDGET)
-    }
-}
-
-impl Budget {
-    pub fn new(total: u64) -> Self {
-        Self { total, used: 0 }
-    }
-
-    pub fn total(&self) -> u64 {
-        self.total
-    }
-
-    /// Bytes granted and not yet released.
-    pub fn used(&self) -> u64 {
-        self.used
-    }
-
-    /// Grants up to `by` bytes: all of it, what is left, or nothing.
-    pub fn try_grow(&mut self, by: u32) -> u32 {
-        let free = self.total.saturating_sub(self.used);
-        // When `free` does not fit a `u32` it is more than `by`.
-        let granted = u32::try_from(free).map_or(by, |free| free.min(by));
-        self.used += u64::from(granted);
-        granted
-    }
-
-    /// Returns bytes a closed channel no longer holds.
-    pub fn release(&mut self, by: u32) {
-        self.used = self.used.saturating_sub(u64::from(by));
-    }
-}
-
 // When adjusts go out
 //
 // Every WINDOW_ADJUST costs a packet and a wakeup at the peer, so giving back credit byte
@@ -285,7 +235,7 @@ impl Budget {
 // A window lets a channel carry one window per round trip, however fast the link is. A
 // window the size of the bandwidth-delay product keeps the link busy; more only holds
 // memory. Neither is known in advance, so the window starts at `WindowConfig::initial`
-// and grows by measurement:
+// (or less, when the connection's `Budget` is short) and grows by measurement:
 //
 // 1. Round trip. When an adjust goes out, note the time and the byte count the peer could
 //    reach without it. Data past that count can only have been sent after the peer had
@@ -296,9 +246,9 @@ impl Budget {
 //    read) when the previous adjust went out, and has read the next half window in under
 //    two round trips, it is waiting for the network, and the window is what holds the
 //    network back: the window doubles. The adjust carries the new credit.
-// 3. Limits. Doubling stops at `WindowConfig::max`, and every byte above the initial
-//    window comes from the connection's `Budget`, which may grant less than asked, or
-//    nothing.
+// 3. Limits. Doubling stops at `WindowConfig::max`, and every byte above the channel's
+//    floor, initial window included, comes from the connection's `Budget`, which may
+//    grant less than asked, or nothing.
 //
 // With a link of B bytes per second and a round trip of R, a window W under 2·B·R stalls
 // the peer every round trip, and a half window is read at least once a round trip; once the
@@ -308,8 +258,8 @@ impl Budget {
 // too small costs throughput on every round trip. A slow reader never passes the bar, and
 // neither does one that reads a backlog in a burst (the caught-up rule). Windows never
 // shrink: credit already given cannot be taken back, and holding it back would look to
-// the peer like a reader that stopped. A closed channel's growth goes back to the budget
-// through `RecvWindow::release`.
+// the peer like a reader that stopped. A closed channel's grant, initial window and growth
+// alike, goes back to the budget through `RecvWindow::release`.
 
 /// A round-trip measurement in progress: the adjust sent at `sent_at` is known to have
 /// reached the peer once more than `beyond` bytes in total have arrived.
@@ -333,13 +283,18 @@ struct LastAdjust {
 ///
 /// At all times `window + buffered + unadvertised == target`, so the bytes held for the
 /// application never exceed the window target; the transport adds at most the one packet
-/// it is decoding.
+/// it is decoding. And `target - floor` is exactly what this window holds of the
+/// connection's [`Budget`].
 #[derive(Clone, Debug)]
 pub struct RecvWindow {
     max_packet: u32,
+    /// The part of the window that is not drawn from the budget (see
+    /// [`crate::connection::budget::WINDOW_FLOOR`]).
+    floor: u32,
+    /// The window announced in CHANNEL_OPEN or OPEN_CONFIRMATION.
     initial: u32,
     max: u32,
-    /// The window we keep offering: `initial` plus what the budget granted.
+    /// The window we keep offering: `floor` plus what the budget granted.
     target: u32,
     /// What the peer may still send, counting adjusts already sent.
     window: u32,
@@ -355,16 +310,21 @@ pub struct RecvWindow {
 }
 
 impl RecvWindow {
-    /// A window for a channel we open or accept, offering `config.initial` and
-    /// `config.max_packet` to the peer.
-    pub fn new(config: WindowConfig) -> Result<Self, WindowError> {
+    /// A window for a channel we open or accept, offering `config.max_packet` and
+    /// `config.initial` to the peer, or less when `budget` cannot grant all of it: never
+    /// less than the floor, [`crate::connection::budget::window_floor`] of the initial
+    /// window. Give the grant back with [`RecvWindow::release`] once the channel is gone.
+    pub fn new(config: WindowConfig, budget: &mut Budget) -> Result<Self, WindowError> {
         config.validate()?;
+        let floor = window_floor(config.initial);
+        let initial = floor + budget.take(config.initial - floor);
         Ok(Self {
             max_packet: config.max_packet,
-            initial: config.initial,
+            floor,
+            initial,
             max: config.max,
-            target: config.initial,
-            window: config.initial,
+            target: initial,
+            window: initial,
             buffered: 0,
             unadvertised: 0,
             received: 0,
@@ -377,6 +337,11 @@ impl RecvWindow {
     /// The initial window to announce in CHANNEL_OPEN or OPEN_CONFIRMATION.
     pub fn initial(&self) -> u32 {
         self.initial
+    }
+
+    /// The part of the window that is the channel's own, outside the budget.
+    pub fn floor(&self) -> u32 {
+        self.floor
     }
 
     /// The maximum packet size to announce, and to hold the peer to.
@@ -487,14 +452,15 @@ impl RecvWindow {
     /// Doubles the target as far as the per-channel maximum and the budget allow.
     fn grow(&mut self, budget: &mut Budget) -> u32 {
         let room = self.max.saturating_sub(self.target);
-        let granted = budget.try_grow(self.target.min(room));
+        let granted = budget.take(self.target.min(room));
         self.target += granted;
         granted
     }
 
-    /// Returns this channel's growth to the budget once the channel is gone.
+    /// Gives this channel's grant, initial window and growth, back to the budget once the
+    /// channel is gone.
     pub fn release(self, budget: &mut Budget) {
-        budget.release(self.target - self.initial);
+        budget.release(self.target - self.floor);
     }
 }
 
@@ -509,18 +475,21 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::connection::budget::WINDOW_FLOOR;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
 
+    /// A window with its whole initial size, from a budget of its own; a test's budget
+    /// then counts only its growth, as long as `initial` is no more than the floor.
     fn recv(initial: u32, max: u32, max_packet: u32) -> RecvWindow {
-        RecvWindow::new(WindowConfig {
+        let config = WindowConfig {
             initial,
             max,
             max_packet,
-        })
-        .unwrap()
+        };
+        RecvWindow::new(config, &mut Budget::new(u64::MAX)).unwrap()
     }
 
     /// Receives `len` bytes in messages of the maximum packet size.
@@ -547,8 +516,6 @@ mod tests {
         assert_eq!(c.max, 16 * 1024 * 1024);
         assert_eq!(c.max_packet, 32768);
         assert_eq!(c.validate(), Ok(()));
-        assert_eq!(Budget::default().total(), 256 * 1024 * 1024);
-        assert_eq!(Budget::default().used(), 0);
     }
 
     #[test]
@@ -585,14 +552,17 @@ mod tests {
                 ..good
             },
         ] {
-            assert!(matches!(RecvWindow::new(bad), Err(WindowError::Config(_))));
+            let mut budget = Budget::default();
+            let w = RecvWindow::new(bad, &mut budget);
+            assert!(matches!(w, Err(WindowError::Config(_))));
+            assert_eq!(budget.used(), 0, "a refused window takes nothing");
         }
         let smallest = WindowConfig {
             initial: 1,
             max: 1,
             max_packet: 1,
         };
-        assert!(RecvWindow::new(smallest).is_ok());
+        assert!(RecvWindow::new(smallest, &mut Budget::new(0)).is_ok());
     }
 
     #[test]
@@ -935,19 +905,41 @@ mod tests {
     }
 
     #[test]
-    fn budget_grants_what_is_left() {
-        let mut budget = Budget::new(10);
-        assert_eq!(budget.try_grow(4), 4);
-        assert_eq!(budget.try_grow(8), 6);
-        assert_eq!(budget.try_grow(1), 0);
-        budget.release(5);
-        assert_eq!(budget.used(), 5);
-        budget.release(u32::MAX);
-        assert_eq!(budget.used(), 0);
+    fn a_window_opened_on_a_spent_budget_starts_at_the_floor_and_grows_later() {
+        let t0 = Instant::now();
+        let config = WindowConfig {
+            initial: 256 << 10,
+            max: 1 << 20,
+            max_packet: 32768,
+        };
+        let mut budget = Budget::new(224 << 10);
+        let first = RecvWindow::new(config, &mut budget).unwrap();
+        assert_eq!(first.initial(), 256 << 10);
+        assert_eq!(budget.free(), 0);
 
-        let mut huge = Budget::new(u64::MAX);
-        assert_eq!(huge.try_grow(u32::MAX), u32::MAX);
-        assert_eq!(huge.used(), u64::from(u32::MAX));
+        let mut w = RecvWindow::new(config, &mut budget).unwrap();
+        assert_eq!(w.initial(), WINDOW_FLOOR);
+        // Growth finds nothing to draw while the first channel holds the budget.
+        for i in 0..4 {
+            round(&mut w, t0 + ms(10 * i), &mut budget);
+        }
+        assert_eq!(w.target(), WINDOW_FLOOR);
+        assert!(w.rtt().is_some(), "it would have grown");
+
+        // Once the first channel is gone, the window doubles from its floor.
+        first.release(&mut budget);
+        let adjusts: Vec<_> = (4..9)
+            .map(|i| round(&mut w, t0 + ms(10 * i), &mut budget))
+            .collect();
+        assert_eq!(
+            adjusts,
+            [64, 128, 256, 256, 256].map(|k: u32| Some(k << 10)),
+            "doubling, then only what the budget had"
+        );
+        assert_eq!(w.target(), (224 + 32) << 10);
+        assert_eq!(budget.free(), 0);
+        w.release(&mut budget);
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]
@@ -1022,11 +1014,12 @@ mod tests {
 
     impl Channel {
         fn new(config: WindowConfig, budget: u64) -> Self {
-            let recv = RecvWindow::new(config).unwrap();
+            let mut budget = Budget::new(budget);
+            let recv = RecvWindow::new(config, &mut budget).unwrap();
             Self {
                 send: SendWindow::new(recv.initial(), recv.max_packet()).unwrap(),
                 recv,
-                budget: Budget::new(budget),
+                budget,
                 data: VecDeque::new(),
                 adjusts: VecDeque::new(),
                 now: Instant::now(),
@@ -1092,7 +1085,7 @@ mod tests {
                 u64::from(r.window()),
                 u64::from(self.send.available()) + in_flight
             );
-            prop_assert_eq!(self.budget.used(), u64::from(r.target() - r.initial()));
+            prop_assert_eq!(self.budget.used(), u64::from(r.target() - r.floor()));
             prop_assert!(self.budget.used() <= self.budget.total());
             Ok(())
         }
@@ -1161,7 +1154,7 @@ mod tests {
         ) {
             let t0 = Instant::now();
             let mut budget = Budget::default();
-            let mut recv = RecvWindow::new(config).unwrap();
+            let mut recv = RecvWindow::new(config, &mut budget).unwrap();
             let mut send = SendWindow::new(initial, config.max_packet).unwrap();
             let mut send_model = u64::from(initial);
 
@@ -1197,35 +1190,6 @@ mod tests {
                 let held = u64::from(recv.buffered) + u64::from(recv.unadvertised);
                 prop_assert_eq!(u64::from(recv.window) + held, u64::from(recv.target));
             }
-        }
-
-        #[test]
-        fn growth_on_many_channels_stays_within_the_budget(
-            total in 0u64..40_000,
-            rounds in proptest::collection::vec((0usize..6, 0u64..30), 0..150),
-        ) {
-            let t0 = Instant::now();
-            let mut now = t0;
-            let mut budget = Budget::new(total);
-            let mut channels: Vec<_> = (0..6).map(|_| recv(1000, 16_000, 500)).collect();
-            for (which, wait) in rounds {
-                now += ms(wait);
-                round(&mut channels[which], now, &mut budget);
-                let grown: u64 = channels
-                    .iter()
-                    .map(|w| u64::from(w.target() - w.initial()))
-                    .sum();
-                prop_assert_eq!(budget.used(), grown);
-                prop_assert!(budget.used() <= total);
-                for w in &channels {
-                    prop_assert!(w.target() <= 16_000);
-                    prop_assert!(w.buffered() <= w.target());
-                }
-            }
-            for w in channels {
-                w.release(&mut budget);
-            }
-            prop_assert_eq!(budget.used(), 0);
         }
     }
 }

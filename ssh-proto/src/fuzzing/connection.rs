@@ -17,6 +17,9 @@
 //!   fails and sends nothing; misuse sends nothing either;
 //! - [`Channels::buffered`] equals the bytes delivered and not yet read, which never
 //!   exceed the window credit we advertised nor the largest window configured;
+//! - the receive windows together stay within the budget plus one
+//!   [`WINDOW_FLOOR`] per channel, and each announced initial window lies between the
+//!   channel's floor and the configured one;
 //! - [`Channels::len`] stays within `max_channels` and matches the channels the events
 //!   announced;
 //! - every payload we send that is numbered 80 to 100 parses with
@@ -34,6 +37,7 @@ use std::time::{Duration, Instant};
 use crate::auth::client::{ClientAuth, ClientAuthEvent};
 use crate::auth::msg::{Method, SERVICE_CONNECTION, SERVICE_USERAUTH};
 use crate::auth::server::{AuthLimits, Outcome, ServerAuth, ServerAuthEvent};
+use crate::connection::budget::{WINDOW_FLOOR, window_floor};
 use crate::connection::channels::{Channels, ChannelsConfig, Event, Input};
 use crate::connection::msg::{
     ChannelClose, ChannelData, ChannelEof, ChannelExtendedData, ChannelFailure, ChannelOpen,
@@ -41,6 +45,7 @@ use crate::connection::msg::{
     ChannelWindowAdjust, ExtendedDataType, GlobalRequest, Message, OpenFailureReason,
     RequestFailure, RequestSuccess,
 };
+use crate::connection::window::WindowConfig;
 use crate::crypto::default_provider;
 use crate::error::Error;
 use crate::msg::{DisconnectReason, MessageNumber};
@@ -75,6 +80,16 @@ pub struct ConnectionOutcome {
     pub data_out: u64,
     /// The first error that closed the connection.
     pub error: Option<Error>,
+}
+
+/// Our CHANNEL_OPEN or OPEN_CONFIRMATION announces the configured maximum packet and
+/// the configured initial window, or less when the budget is short, never below the floor.
+fn assert_announced(initial_window: u32, max_packet: u32, window: WindowConfig) {
+    assert_eq!(max_packet, window.max_packet);
+    assert!(
+        (window_floor(window.initial)..=window.initial).contains(&initial_window),
+        "announced a window of {initial_window} for {window:?}"
+    );
 }
 
 /// A server past a password login, fed a script from `data`. See the module docs.
@@ -908,10 +923,7 @@ impl Harness {
         let window = self.config.window;
         match msg {
             Message::ChannelOpen(m) => {
-                assert_eq!(
-                    (m.initial_window, m.max_packet),
-                    (window.initial, window.max_packet)
-                );
+                assert_announced(m.initial_window, m.max_packet, window);
                 let old = self.live.insert(
                     m.sender,
                     Chan {
@@ -922,10 +934,7 @@ impl Harness {
                 assert!(old.is_none(), "CHANNEL_OPEN reuses live id {}", m.sender);
             }
             Message::ChannelOpenConfirmation(m) => {
-                assert_eq!(
-                    (m.initial_window, m.max_packet),
-                    (window.initial, window.max_packet)
-                );
+                assert_announced(m.initial_window, m.max_packet, window);
                 let Some(c) = self.live.get_mut(&m.sender) else {
                     panic!("we confirmed channel {}, which is not live", m.sender);
                 };
@@ -973,6 +982,18 @@ impl Harness {
                 "channel {id}: {c:?}"
             );
         }
+        let windows: u64 = self
+            .live
+            .keys()
+            .map(|&id| u64::from(self.ch.receive_window(id)))
+            .sum();
+        let floors = self.live.len() as u64 * u64::from(WINDOW_FLOOR);
+        assert!(
+            windows <= self.config.budget + floors,
+            "{windows} bytes of windows on {} channels, budget {}",
+            self.live.len(),
+            self.config.budget
+        );
     }
 
     /// Once closed, every call fails and sends nothing.

@@ -4,12 +4,13 @@
 //! mutated byte lands on another well-formed choice more often than on garbage; garbage
 //! still comes through [`Step::Raw`].
 
+use crate::connection::budget::DEFAULT_BUDGET;
 use crate::connection::channels::ChannelsConfig;
 use crate::connection::msg::{
     BlobList, ChannelRequestBody, ChannelType, ExitSignal, GlobalRequestBody, PtyRequest,
     TerminalModes, TerminalSize, X11Request,
 };
-use crate::connection::window::{DEFAULT_BUDGET, WindowConfig};
+use crate::connection::window::WindowConfig;
 
 /// One step of a script: a message from the peer, or a call by the application. Fields
 /// are the raw argument bytes; how each is read is said where it is used.

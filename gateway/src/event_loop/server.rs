@@ -554,6 +554,21 @@ fn request_name(request: &OwnedRequest) -> String {
     }
 }
 
+/// ` to=HOST:PORT` for a refused `direct-tcpip` open, so the log says which destination
+/// was refused. The client chose the host, and a malformed one is refused here too, so it
+/// is escaped.
+fn refused_destination(kind: &OwnedChannelType) -> String {
+    match kind {
+        OwnedChannelType::DirectTcpip { host, port, .. } => {
+            format!(
+                " to={}:{port}",
+                String::from_utf8_lossy(host).escape_debug()
+            )
+        }
+        _ => String::new(),
+    }
+}
+
 fn channel_type_name(kind: &OwnedChannelType) -> String {
     match kind {
         OwnedChannelType::Session => "session".to_owned(),
@@ -600,10 +615,11 @@ impl Role for ServerRole {
                 };
                 if let Err(why) = allowed {
                     log::info!(
-                        "channel from={} user={} type={} result=refused reason=\"{why}\"",
+                        "channel from={} user={} type={}{} result=refused reason=\"{why}\"",
                         self.peer,
                         self.user(),
-                        channel_type_name(&kind)
+                        channel_type_name(&kind),
+                        refused_destination(&kind)
                     );
                     if let Some(channels) = core.channels.as_mut() {
                         channels.reject(

@@ -10,7 +10,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PEERS_DIR=${PEERS_DIR:-$repo/target/peers}
 
-apt_packages=(openssh-server openssh-client dropbear-bin putty-tools iperf3 python3-venv)
+# iproute2: the network namespace with a black hole in serve_peers.rs.
+apt_packages=(openssh-server openssh-client dropbear-bin putty-tools iperf3 python3-venv iproute2)
 # OpenSSH 10.0 is the post-quantum default peer. It comes from bookworm-backports and is
 # only unpacked, so the system keeps OpenSSH 9.2 as the other peer.
 openssh_100_version='1:10.0p1-7~bpo12+1'

@@ -278,7 +278,7 @@ fn calibrate(case: &mut Case<'_>, plan: Plan) -> u64 {
 }
 
 /// The median; the mean of the middle two for an even count.
-fn median(values: &[f64]) -> f64 {
+pub fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;

@@ -189,6 +189,15 @@ impl Endpoint {
         }
     }
 
+    /// Whether this is the process's own standard streams (a client's session or `-W`):
+    /// the only pipes whose flags are put back, because they are shared with the parent.
+    pub(crate) fn is_own_stdio(&self) -> bool {
+        match &self.io {
+            Io::Socket(_) => false,
+            Io::Pipes { down, .. } => down.iter().flatten().any(|p| p.restore_flags.is_some()),
+        }
+    }
+
     /// Whether this endpoint has the up stream `s` at all.
     pub(crate) fn has_up(&self, s: Stream) -> bool {
         match &self.io {

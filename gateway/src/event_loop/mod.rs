@@ -227,11 +227,14 @@ impl EventLoop {
         }
     }
 
-    /// Runs until there is nothing left to drive: no connection and no listener, or the
-    /// drain after a stop signal ended.
+    /// Runs until there is nothing left to drive: no connection, no listener and none of
+    /// the process's own output left to write, or the drain after a stop signal ended.
     pub fn run(&mut self) -> io::Result<()> {
         loop {
-            if self.conns.is_empty() && (self.listeners.is_empty() || self.draining.is_some()) {
+            if self.conns.is_empty()
+                && (self.listeners.is_empty() || self.draining.is_some())
+                && !self.own_output_pending()
+            {
                 return Ok(());
             }
             if let Some(deadline) = self.draining
@@ -270,6 +273,16 @@ impl EventLoop {
                 self.end_idle_connections();
             }
         }
+    }
+
+    /// Whether a closed channel's data for the process's own stdout or stderr still waits
+    /// to be written. A session's last output often arrives just before its channel
+    /// closes and the connection ends; like ssh, the process must not exit before a slow
+    /// reader of its output has taken it all.
+    fn own_output_pending(&self) -> bool {
+        self.socks.iter().any(|(_, sock)| {
+            sock.phase == Phase::Orphan && sock.down_pending() > 0 && sock.ep.is_own_stdio()
+        })
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
@@ -598,5 +611,52 @@ impl EventLoop {
         let listener = entry.insert(listener);
         listener.register(&self.registry, token(Kind::Listener, index))?;
         Ok(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::os::fd::OwnedFd;
+
+    use super::endpoint::{Endpoint, Io, Pipe, Stream};
+    use super::*;
+
+    /// A session's output that the reader has not taken when its channel closes: the
+    /// loop must keep running until it is all written, not return and lose it.
+    #[test]
+    fn own_output_is_written_before_the_loop_returns() {
+        const BYTES: usize = 300 * 1024;
+        let (mut reader, writer) = std::io::pipe().expect("pipe");
+        let mut event_loop = EventLoop::new(false).expect("event loop");
+        // `restore`: put back on drop, as for the process's own stdout.
+        let stdout = Pipe::new(OwnedFd::from(writer), true).expect("pipe endpoint");
+        let ep = Endpoint::new(Io::Pipes {
+            up: [None, None],
+            down: [Some(stdout), None],
+        });
+        let entry = event_loop.socks.vacant_entry();
+        let index = entry.key();
+        let sock = entry.insert(Sock::new(ep, 0, 0, Phase::Orphan, "session".into()));
+        sock.ep
+            .register(&event_loop.registry, token(Kind::Sock, index))
+            .expect("register");
+        let data: Vec<u8> = (0..BYTES).map(|i| (i % 251) as u8).collect();
+        let written = sock.deliver(Stream::Data, &data).expect("deliver");
+        // More than a pipe holds, so most of it waits for the reader.
+        assert!(written < BYTES, "the pipe took all {written} bytes");
+
+        let reading = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            let mut got = Vec::new();
+            reader.read_to_end(&mut got).expect("read the pipe");
+            got
+        });
+        event_loop.run().expect("run");
+        // Closes the pipe if the loop returned with the endpoint still in it.
+        drop(event_loop);
+        let got = reading.join().expect("reader");
+        assert_eq!(got.len(), BYTES);
+        assert!(got == data, "the bytes differ");
     }
 }

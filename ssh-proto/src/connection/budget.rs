@@ -17,6 +17,13 @@
 //! A channel opened while the budget is spent starts at its floor and grows by the usual
 //! rule once other channels have given their grants back, so a busy connection degrades to
 //! smaller windows instead of refusing channels.
+//!
+//! Initial windows are granted first come, first served. Growth is too, up to an equal
+//! share of the budget (the total over the number of windows); past its share, a window
+//! grows only into budget that leaves one more equal share free. Without that, the largest
+//! windows, which ask for the most at every doubling, would take whatever a closing
+//! channel gives back, and a channel opened on a spent budget would stay at its floor for
+//! as long as they run.
 
 /// The default per-connection budget: 256 MiB, what 128 channels at the default 2 MiB
 /// initial window hold, or 16 channels grown to the 16 MiB maximum.
@@ -52,6 +59,8 @@ pub fn window_floor(initial: u32) -> u32 {
 pub struct Budget {
     total: u64,
     used: u64,
+    /// Windows opened and not closed.
+    windows: u64,
 }
 
 impl Default for Budget {
@@ -63,7 +72,11 @@ impl Default for Budget {
 impl Budget {
     /// A budget of `total` bytes, none of it granted.
     pub fn new(total: u64) -> Self {
-        Self { total, used: 0 }
+        Self {
+            total,
+            used: 0,
+            windows: 0,
+        }
     }
 
     pub fn total(&self) -> u64 {
@@ -80,19 +93,49 @@ impl Budget {
         self.total - self.used
     }
 
-    /// Grants up to `want` bytes: all of it, what is left, or nothing.
-    pub fn take(&mut self, want: u32) -> u32 {
-        // When `free` does not fit a `u32` it is more than `want`.
+    /// Windows opened and not yet closed.
+    pub fn windows(&self) -> u64 {
+        self.windows
+    }
+
+    /// An equal share of the budget among the open windows.
+    pub fn share(&self) -> u64 {
+        self.total / self.windows.max(1)
+    }
+
+    /// Counts a new window and grants it up to `want` bytes for its initial size: all of
+    /// it, what is left, or nothing.
+    pub fn open(&mut self, want: u32) -> u32 {
+        self.windows += 1;
         let granted = u32::try_from(self.free()).map_or(want, |free| free.min(want));
         self.used += u64::from(granted);
         granted
     }
 
-    /// Gives back `n` granted bytes. Giving back more than was granted is a bug in the
-    /// caller; it leaves nothing granted rather than wrapping.
-    pub fn release(&mut self, n: u32) {
-        debug_assert!(u64::from(n) <= self.used, "released more than was granted");
-        self.used = self.used.saturating_sub(u64::from(n));
+    /// Grants up to `want` more bytes to an open window that holds `held` already: freely
+    /// up to an equal share, and past it only what leaves one more share free (see the
+    /// module documentation).
+    pub fn grow(&mut self, held: u32, want: u32) -> u32 {
+        let (share, free, want) = (self.share(), self.free(), u64::from(want));
+        let to_share = share.saturating_sub(u64::from(held)).min(want).min(free);
+        let past_share = (want - to_share).min((free - to_share).saturating_sub(share));
+        let granted = to_share + past_share;
+        self.used += granted;
+        // At most `want`, which came from a `u32`.
+        u32::try_from(granted).unwrap_or(u32::MAX)
+    }
+
+    /// Closes a window that holds `held` bytes: they are free again. Closing more than
+    /// was opened or granted is a bug in the caller; it leaves nothing counted rather than
+    /// wrapping.
+    pub fn close(&mut self, held: u32) {
+        debug_assert!(self.windows > 0, "closed a window never opened");
+        debug_assert!(
+            u64::from(held) <= self.used,
+            "released more than was granted"
+        );
+        self.windows = self.windows.saturating_sub(1);
+        self.used = self.used.saturating_sub(u64::from(held));
     }
 }
 
@@ -120,24 +163,54 @@ mod tests {
     }
 
     #[test]
-    fn take_grants_what_is_left() {
+    fn open_grants_what_is_left() {
         let mut budget = Budget::new(10);
-        assert_eq!(budget.take(4), 4);
-        assert_eq!(budget.take(8), 6);
-        assert_eq!(budget.take(1), 0);
-        assert_eq!(budget.free(), 0);
-        budget.release(5);
-        assert_eq!(budget.used(), 5);
-        assert_eq!(budget.take(0), 0);
-        budget.release(5);
-        assert_eq!(budget.used(), 0);
+        assert_eq!(budget.open(4), 4);
+        assert_eq!(budget.open(8), 6);
+        assert_eq!(budget.open(1), 0);
+        assert_eq!((budget.free(), budget.windows()), (0, 3));
+        budget.close(4);
+        assert_eq!((budget.used(), budget.windows()), (6, 2));
+        assert_eq!(budget.open(0), 0);
+        budget.close(6);
+        budget.close(0);
+        budget.close(0);
+        assert_eq!((budget.used(), budget.windows()), (0, 0));
 
         let mut huge = Budget::new(u64::MAX);
-        assert_eq!(huge.take(u32::MAX), u32::MAX);
-        assert_eq!(huge.used(), u64::from(u32::MAX));
+        assert_eq!(huge.open(u32::MAX), u32::MAX);
+        assert_eq!(huge.grow(u32::MAX, u32::MAX), u32::MAX);
+        assert_eq!(huge.used(), 2 * u64::from(u32::MAX));
 
         let mut none = Budget::new(0);
-        assert_eq!(none.take(u32::MAX), 0);
+        assert_eq!(none.open(u32::MAX), 0);
+        assert_eq!(none.grow(0, u32::MAX), 0);
+    }
+
+    #[test]
+    fn growth_past_an_equal_share_leaves_a_share_free() {
+        // Four windows of a budget of 400: a share is 100.
+        let mut budget = Budget::new(400);
+        for _ in 0..4 {
+            assert_eq!(budget.open(0), 0);
+        }
+        assert_eq!(budget.share(), 100);
+
+        // Up to its share a window takes what it asks.
+        assert_eq!(budget.grow(0, 60), 60);
+        assert_eq!(budget.grow(60, 40), 40);
+        // Past it, only what leaves a share free: 300 are free, so 200.
+        assert_eq!(budget.grow(100, 250), 200);
+        assert_eq!(budget.free(), 100);
+        assert_eq!(budget.grow(300, 50), 0, "the last share is kept");
+        // Part below the share, part past it.
+        assert_eq!(budget.grow(40, 100), 60);
+        assert_eq!(budget.free(), 40);
+
+        // A window below its share may take the last of it.
+        assert_eq!(budget.grow(0, 1000), 40);
+        assert_eq!(budget.free(), 0);
+        assert_eq!(budget.grow(0, 1), 0);
     }
 
     fn config(initial: u32, max: u32) -> WindowConfig {
@@ -179,15 +252,18 @@ mod tests {
         assert_eq!(budget.used(), 0);
     }
 
-    /// One round at `now` on `w`: the peer fills the window, the application reads it all.
+    /// One round at `now` on `w`: the peer fills the window in two halves, and the
+    /// application reads each as it arrives.
     fn round(w: &mut RecvWindow, now: Instant, budget: &mut Budget) {
-        let mut left = w.window() as usize;
-        while left > 0 {
-            let n = left.min(w.max_packet() as usize);
-            w.on_data(n, now).unwrap();
-            left -= n;
+        for _ in 0..2 {
+            let mut left = (w.window() as usize).div_ceil(2);
+            while left > 0 {
+                let n = left.min(w.max_packet() as usize);
+                w.on_data(n, now).unwrap();
+                left -= n;
+            }
+            w.consumed(usize::MAX, now, budget);
         }
-        w.consumed(usize::MAX, now, budget);
     }
 
     #[derive(Clone, Copy, Debug)]
@@ -212,8 +288,8 @@ mod tests {
 
         /// Channels opening, growing and closing on one connection: the windows together
         /// never hold more than the budget plus one floor per channel, the budget counts
-        /// exactly what the channels hold above their floors, and it is whole again once
-        /// every channel is gone.
+        /// exactly the windows and what they hold above their floors, and it is whole
+        /// again once every channel is gone.
         #[test]
         fn all_windows_together_stay_within_budget_plus_floors(
             total in 0u64..200_000,
@@ -251,6 +327,7 @@ mod tests {
                 let targets: u64 = live.iter().map(|w| u64::from(w.target())).sum();
                 let floors: u64 = live.iter().map(|w| u64::from(w.floor())).sum();
                 prop_assert!(budget.used() <= budget.total());
+                prop_assert_eq!(budget.windows(), live.len() as u64);
                 prop_assert_eq!(targets, budget.used() + floors);
                 prop_assert!(targets <= total + live.len() as u64 * u64::from(WINDOW_FLOOR));
                 for w in &live {
@@ -261,7 +338,7 @@ mod tests {
             for w in live {
                 w.release(&mut budget);
             }
-            prop_assert_eq!(budget.used(), 0);
+            prop_assert_eq!((budget.used(), budget.windows()), (0, 0));
         }
     }
 }

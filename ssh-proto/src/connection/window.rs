@@ -232,34 +232,46 @@ impl SendWindow {
 //
 // How the window grows
 //
-// A window lets a channel carry one window per round trip, however fast the link is. A
-// window the size of the bandwidth-delay product keeps the link busy; more only holds
-// memory. Neither is known in advance, so the window starts at `WindowConfig::initial`
-// (or less, when the connection's `Budget` is short) and grows by measurement:
+// A window lets a channel carry at most one window per round trip, however fast the link
+// is. A window the size of the bandwidth-delay product keeps the link busy; more only
+// holds memory. Neither is known in advance, so the window starts at
+// `WindowConfig::initial` (or less, when the connection's `Budget` is short) and doubles
+// each time it is seen holding the peer back:
 //
-// 1. Round trip. When an adjust goes out, note the time and the byte count the peer could
-//    reach without it. Data past that count can only have been sent after the peer had
-//    this adjust (or a later one), so the time from the adjust to that data is at least
-//    one round trip, and close to one when the peer was waiting for credit. The smallest
-//    sample is the estimate. One such probe runs at a time.
-// 2. Rate. If the application had caught up (at most a quarter of the window waiting to be
-//    read) when the previous adjust went out, and has read the next half window in under
-//    two round trips, it is waiting for the network, and the window is what holds the
-//    network back: the window doubles. The adjust carries the new credit.
-// 3. Limits. Doubling stops at `WindowConfig::max`, and every byte above the channel's
+// 1. Probe. When an adjust goes out, note the time and the byte count the peer could
+//    reach without it. Data past that count can only have been sent once the peer had
+//    this adjust (or a later one). One probe runs at a time.
+// 2. Waiting. When the first data past the count arrives, look at what came before it.
+//    If the peer's data ended exactly at the count, the last of it arrived after the
+//    adjust went out, and then nothing came for at least an eighth of the time since the
+//    adjust, the peer used up every byte of credit and sat idle until the adjust reached
+//    it: the window is too small for the path. The time from the adjust to the data is
+//    also a round-trip sample; the smallest is kept.
+// 3. Growth. At the next adjust, if the application has caught up (at most a quarter of
+//    the window waits to be read), the target doubles; the adjust carries the new credit.
+// 4. Limits. Doubling stops at `WindowConfig::max`, and every byte above the channel's
 //    floor, initial window included, comes from the connection's `Budget`, which may
 //    grant less than asked, or nothing.
 //
-// With a link of B bytes per second and a round trip of R, a window W under 2·B·R stalls
-// the peer every round trip, and a half window is read at least once a round trip; once the
-// link is full, a half window takes W / 2B. The two-round-trip bar therefore keeps
-// doubling until W is about 4·B·R: twice the least that never stalls, because the samples
-// are rough and a window somewhat too large costs only memory within the caps, where one
-// too small costs throughput on every round trip. A slow reader never passes the bar, and
-// neither does one that reads a backlog in a burst (the caught-up rule). Windows never
-// shrink: credit already given cannot be taken back, and holding it back would look to
-// the peer like a reader that stopped. A closed channel's grant, initial window and growth
-// alike, goes back to the budget through `RecvWindow::release`.
+// Why look for the peer waiting, rather than compare the reading rate with the round-trip
+// sample: the sample is close to the round trip only when the peer was waiting. A peer
+// that still has credit when our adjust arrives sends straight on, and the sample is then
+// the time it took to use up its old credit, which is also about the time a half window
+// takes to arrive, so a bar counted in round trips would pass or fail on the noise between
+// two equal numbers (and a bar of more than one round trip doubles every window to the
+// maximum on a path that needs far less). A peer that sends without pause is not held back
+// by the window, and the window stays as it is. The eighth lets growth go on while the
+// peer idles a noticeable part of each round trip and stops it once the window nearly
+// fills the path; doubling then lands between about one and two times the least window
+// that never idles.
+//
+// The reader sets the pace as much as the network does: a reader slower than the link
+// returns credit more slowly, and the window grows until the reader, not the window, is
+// what the peer waits for. A reader that stalled with a full window and then read it all
+// does not count: the peer's last data came before our adjust, not after it. Windows
+// never shrink: credit already given cannot be taken back, and holding it back would look
+// to the peer like a reader that stopped. A closed channel's grant, initial window and
+// growth alike, goes back to the budget through `RecvWindow::release`.
 
 /// A round-trip measurement in progress: the adjust sent at `sent_at` is known to have
 /// reached the peer once more than `beyond` bytes in total have arrived.
@@ -267,13 +279,6 @@ impl SendWindow {
 struct Probe {
     sent_at: Instant,
     beyond: u64,
-}
-
-/// The last adjust sent, for the rate test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct LastAdjust {
-    at: Instant,
-    caught_up: bool,
 }
 
 /// Our window for the peer's data on one channel: checks what arrives, counts what the
@@ -306,7 +311,10 @@ pub struct RecvWindow {
     received: u64,
     probe: Option<Probe>,
     rtt: Option<Duration>,
-    last_adjust: Option<LastAdjust>,
+    /// When the last data arrived.
+    last_data: Option<Instant>,
+    /// A probe saw the peer wait for credit since the last adjust (see the comment above).
+    peer_waited: bool,
 }
 
 impl RecvWindow {
@@ -317,7 +325,7 @@ impl RecvWindow {
     pub fn new(config: WindowConfig, budget: &mut Budget) -> Result<Self, WindowError> {
         config.validate()?;
         let floor = window_floor(config.initial);
-        let initial = floor + budget.take(config.initial - floor);
+        let initial = floor + budget.open(config.initial - floor);
         Ok(Self {
             max_packet: config.max_packet,
             floor,
@@ -330,7 +338,8 @@ impl RecvWindow {
             received: 0,
             probe: None,
             rtt: None,
-            last_adjust: None,
+            last_data: None,
+            peer_waited: false,
         })
     }
 
@@ -393,14 +402,27 @@ impl RecvWindow {
         // `window + buffered` stays equal to what it was, which is at most `target`.
         self.window -= n;
         self.buffered += n;
+        let before = self.received;
         self.received = self.received.saturating_add(u64::from(n));
+        if n == 0 {
+            return Ok(());
+        }
 
         // Data past the probe's count means the peer had the adjust: a round trip.
         if let Some(probe) = self.probe.filter(|p| self.received > p.beyond) {
             let sample = now.saturating_duration_since(probe.sent_at);
             self.rtt = Some(self.rtt.map_or(sample, |rtt| rtt.min(sample)));
             self.probe = None;
+            // Whether the peer used up its credit after the adjust went out, then idled.
+            if let Some(last) = self.last_data
+                && before == probe.beyond
+                && last >= probe.sent_at
+                && now.saturating_duration_since(last).saturating_mul(8) >= sample
+            {
+                self.peer_waited = true;
+            }
         }
+        self.last_data = Some(now);
         Ok(())
     }
 
@@ -417,7 +439,10 @@ impl RecvWindow {
             return None;
         }
 
-        let grown = if self.window_is_the_limit(now) {
+        // The application keeps up, and the peer waited for credit: the window is what
+        // holds the channel back.
+        let caught_up = self.buffered <= self.target / 4;
+        let grown = if core::mem::take(&mut self.peer_waited) && caught_up {
             self.grow(budget)
         } else {
             0
@@ -425,7 +450,11 @@ impl RecvWindow {
         // Both parts come out of `target - window - buffered`, so the window stays within
         // the target and cannot overflow.
         let adjust = self.unadvertised + grown;
-        if self.probe.is_none() {
+        if grown > 0 {
+            // A probe running now would judge the window before this growth; the next
+            // starts with the next adjust, once the peer is using the new credit.
+            self.probe = None;
+        } else if self.probe.is_none() {
             self.probe = Some(Probe {
                 sent_at: now,
                 beyond: self.received.saturating_add(u64::from(self.window)),
@@ -433,26 +462,13 @@ impl RecvWindow {
         }
         self.window += adjust;
         self.unadvertised = 0;
-        self.last_adjust = Some(LastAdjust {
-            at: now,
-            caught_up: self.buffered <= self.target / 4,
-        });
         Some(adjust)
-    }
-
-    /// The rate test of the growth rule: the application had caught up at the last adjust
-    /// and has read half a window since in under two round trips.
-    fn window_is_the_limit(&self, now: Instant) -> bool {
-        let (Some(last), Some(rtt)) = (self.last_adjust, self.rtt) else {
-            return false;
-        };
-        last.caught_up && now.saturating_duration_since(last.at) < rtt.saturating_mul(2)
     }
 
     /// Doubles the target as far as the per-channel maximum and the budget allow.
     fn grow(&mut self, budget: &mut Budget) -> u32 {
         let room = self.max.saturating_sub(self.target);
-        let granted = budget.take(self.target.min(room));
+        let granted = budget.grow(self.target - self.floor, self.target.min(room));
         self.target += granted;
         granted
     }
@@ -460,7 +476,7 @@ impl RecvWindow {
     /// Gives this channel's grant, initial window and growth, back to the budget once the
     /// channel is gone.
     pub fn release(self, budget: &mut Budget) {
-        budget.release(self.target - self.floor);
+        budget.close(self.target - self.floor);
     }
 }
 
@@ -481,15 +497,20 @@ mod tests {
         Duration::from_millis(n)
     }
 
-    /// A window with its whole initial size, from a budget of its own; a test's budget
-    /// then counts only its growth, as long as `initial` is no more than the floor.
-    fn recv(initial: u32, max: u32, max_packet: u32) -> RecvWindow {
+    /// A window opened on `budget`; with an initial window no larger than the floor, the
+    /// budget then counts only its growth.
+    fn recv_in(initial: u32, max: u32, max_packet: u32, budget: &mut Budget) -> RecvWindow {
         let config = WindowConfig {
             initial,
             max,
             max_packet,
         };
-        RecvWindow::new(config, &mut Budget::new(u64::MAX)).unwrap()
+        RecvWindow::new(config, budget).unwrap()
+    }
+
+    /// A window on a budget of its own, for tests that never grow it.
+    fn recv(initial: u32, max: u32, max_packet: u32) -> RecvWindow {
+        recv_in(initial, max, max_packet, &mut Budget::new(u64::MAX))
     }
 
     /// Receives `len` bytes in messages of the maximum packet size.
@@ -754,33 +775,47 @@ mod tests {
         assert_accounting(&w);
     }
 
-    /// One round at `now`: the peer fills the whole window, the application reads it all
-    /// at once. Returns the adjust.
+    /// One round at `now`: a peer that was waiting for credit sends all it may, and the
+    /// application reads each message as it arrives. Returns the credit given back.
     fn round(w: &mut RecvWindow, now: Instant, budget: &mut Budget) -> Option<u32> {
-        let n = w.window() as usize;
-        receive(w, n, now);
-        w.consumed(n, now, budget)
+        let mut credit = None;
+        let mut left = w.window() as usize;
+        while left > 0 {
+            let n = left.min(w.max_packet() as usize);
+            w.on_data(n, now).unwrap();
+            left -= n;
+            if let Some(by) = w.consumed(n, now, budget) {
+                *credit.get_or_insert(0) += by;
+            }
+        }
+        credit
     }
 
     #[test]
-    fn window_doubles_when_half_a_window_is_read_within_two_round_trips() {
+    fn window_doubles_when_the_peer_waits_for_credit() {
         let t0 = Instant::now();
         let mut budget = Budget::default();
-        let mut w = recv(1000, 8000, 100);
+        let mut w = recv_in(1000, 8000, 100, &mut budget);
 
-        // No round trip is known yet, so the first adjust never grows the window.
+        // The peer sends its whole window; half of it is read, and an adjust goes out.
         receive(&mut w, 500, t0);
         assert_eq!(w.consumed(500, t0, &mut budget), Some(500));
+        // The other half arrives after the adjust, and is read.
+        receive(&mut w, 500, t0 + ms(1));
+        assert_eq!(w.consumed(500, t0 + ms(1), &mut budget), Some(500));
         assert_eq!(w.rtt(), None);
 
-        // The peer could send 1000 bytes in all without that adjust; byte 1001 arrives
-        // 10 ms after it, which makes the round trip.
-        receive(&mut w, 600, t0 + ms(10));
+        // Nothing more until byte 1001, 10 ms after the first adjust: the peer ran out of
+        // credit and waited 9 ms for it, over an eighth of the 10 ms.
+        receive(&mut w, 100, t0 + ms(10));
         assert_eq!(w.rtt(), Some(ms(10)));
+        assert_eq!(w.target(), 1000, "growth waits for the next adjust");
 
-        // The next half window is read 15 ms after the last adjust, under 2 x 10 ms:
-        // the target doubles, and the adjust carries the new credit.
-        assert_eq!(w.consumed(600, t0 + ms(15), &mut budget), Some(600 + 1000));
+        // The application keeps up: the next adjust doubles the target and carries the
+        // new credit.
+        assert_eq!(w.consumed(100, t0 + ms(10), &mut budget), None);
+        receive(&mut w, 400, t0 + ms(10));
+        assert_eq!(w.consumed(400, t0 + ms(10), &mut budget), Some(500 + 1000));
         assert_eq!(w.target(), 2000);
         assert_eq!(w.window(), 2000);
         assert_eq!(budget.used(), 1000);
@@ -788,25 +823,71 @@ mod tests {
     }
 
     #[test]
-    fn window_stays_when_reading_takes_two_round_trips_or_more() {
+    fn a_short_wait_or_data_past_the_count_in_the_same_message_does_not_grow() {
         let t0 = Instant::now();
         let mut budget = Budget::default();
-        let mut w = recv(1000, 8000, 100);
+
+        // The peer idled 1 ms of the 10 since the adjust: under an eighth.
+        let mut w = recv_in(1000, 8000, 100, &mut budget);
         receive(&mut w, 500, t0);
         assert_eq!(w.consumed(500, t0, &mut budget), Some(500));
-        receive(&mut w, 600, t0 + ms(10));
-        // Exactly two round trips is not under two.
-        assert_eq!(w.consumed(600, t0 + ms(20), &mut budget), Some(600));
+        receive(&mut w, 500, t0 + ms(9));
+        assert_eq!(w.consumed(500, t0 + ms(9), &mut budget), Some(500));
+        receive(&mut w, 500, t0 + ms(10));
+        assert_eq!(w.consumed(500, t0 + ms(10), &mut budget), Some(500));
         assert_eq!(w.target(), 1000);
 
-        // A slow reader: every half window takes 30 ms against a 10 ms round trip.
-        for i in 1..10 {
-            receive(&mut w, 500, t0 + ms(30 * i));
-            assert_eq!(
-                w.consumed(500, t0 + ms(20 + 30 * i), &mut budget),
-                Some(500)
-            );
+        // One message runs from the old credit into the new: the peer never ran out.
+        let mut w = recv_in(1000, 8000, 100, &mut budget);
+        receive(&mut w, 500, t0);
+        assert_eq!(w.consumed(500, t0, &mut budget), Some(500));
+        receive(&mut w, 450, t0 + ms(1));
+        receive(&mut w, 100, t0 + ms(10));
+        assert_eq!(w.rtt(), Some(ms(10)));
+        assert_eq!(w.consumed(550, t0 + ms(10), &mut budget), Some(550));
+        assert_eq!(w.target(), 1000);
+        assert_eq!(budget.used(), 0);
+    }
+
+    /// A peer that always has credit left sends without pause, so a round-trip sample is
+    /// the time it took to use up the credit it had, about the time a half window takes
+    /// to arrive. The window is not what limits it and must not grow: here 100 bytes
+    /// arrive every millisecond for two seconds.
+    #[test]
+    fn a_peer_that_never_waits_for_credit_does_not_grow_the_window() {
+        let t0 = Instant::now();
+        let mut budget = Budget::default();
+        let mut w = recv_in(8000, 64_000, 100, &mut budget);
+        let mut adjusts = 0;
+        for i in 0..2000 {
+            let now = t0 + ms(i);
+            receive(&mut w, 100, now);
+            adjusts += usize::from(w.consumed(100, now, &mut budget).is_some());
         }
+        assert_eq!(adjusts, 50);
+        assert_eq!(
+            w.rtt(),
+            Some(ms(41)),
+            "the time to use up half a window, not a round trip"
+        );
+        assert_eq!(w.target(), 8000);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_reader_behind_the_data_does_not_grow_the_window() {
+        let t0 = Instant::now();
+        let mut budget = Budget::default();
+        let mut w = recv_in(1000, 8000, 100, &mut budget);
+        // The peer fills the window at once and waits; the reader takes 30 ms per half
+        // window, so every adjust goes out well after the data it answers came in.
+        receive(&mut w, 1000, t0);
+        for i in 1..20 {
+            let now = t0 + ms(30 * i);
+            assert_eq!(w.consumed(500, now, &mut budget), Some(500));
+            receive(&mut w, 500, now + ms(10));
+        }
+        assert_eq!(w.rtt(), Some(ms(10)));
         assert_eq!(w.target(), 1000);
         assert_eq!(budget.used(), 0);
     }
@@ -815,7 +896,7 @@ mod tests {
     fn no_growth_without_a_round_trip_sample() {
         let t0 = Instant::now();
         let mut budget = Budget::default();
-        let mut w = recv(1000, 8000, 100);
+        let mut w = recv_in(1000, 8000, 100, &mut budget);
         receive(&mut w, 500, t0);
         assert_eq!(w.consumed(500, t0, &mut budget), Some(500));
         // 1000 bytes in all: still within what the peer had before the adjust.
@@ -826,23 +907,22 @@ mod tests {
     }
 
     #[test]
-    fn reading_a_backlog_in_a_burst_does_not_grow() {
+    fn reading_a_backlog_after_a_stall_does_not_grow() {
         let t0 = Instant::now();
         let mut budget = Budget::default();
-        let mut w = recv(1000, 8000, 100);
-        receive(&mut w, 500, t0);
-        assert_eq!(w.consumed(500, t0, &mut budget), Some(500));
-        // The peer fills the window 10 ms later; the application reads none of it
-        // until 100 ms, then all of it at once in small reads.
-        receive(&mut w, 1000, t0 + ms(10));
-        assert_eq!(w.rtt(), Some(ms(10)));
+        let mut w = recv_in(1000, 8000, 100, &mut budget);
+        // The window fills and the application reads none of it until 100 ms, then all
+        // of it at once: two adjusts in the same instant.
+        receive(&mut w, 1000, t0);
         let mut adjusts = Vec::new();
         for _ in 0..10 {
             adjusts.extend(w.consumed(100, t0 + ms(100), &mut budget));
         }
-        // Two adjusts in the same instant, but the first went out with half the window
-        // still unread: the application was behind, not the network.
         assert_eq!(adjusts, [500, 500]);
+        // The peer was waiting, but for the reader: its last data came before the adjust.
+        receive(&mut w, 1000, t0 + ms(110));
+        assert_eq!(w.rtt(), Some(ms(10)));
+        assert_eq!(w.consumed(1000, t0 + ms(110), &mut budget), Some(1000));
         assert_eq!(w.target(), 1000);
     }
 
@@ -850,7 +930,7 @@ mod tests {
     fn the_round_trip_is_the_smallest_sample() {
         let t0 = Instant::now();
         let mut budget = Budget::new(0);
-        let mut w = recv(1000, 1000, 100);
+        let mut w = recv_in(1000, 1000, 100, &mut budget);
         assert_eq!(round(&mut w, t0, &mut budget), Some(1000));
         assert_eq!(round(&mut w, t0 + ms(30), &mut budget), Some(1000));
         assert_eq!(w.rtt(), Some(ms(30)));
@@ -860,20 +940,26 @@ mod tests {
         assert_eq!(w.rtt(), Some(ms(10)));
     }
 
+    /// Rounds 10 ms apart on `w`, returning its target after each.
+    fn targets(w: &mut RecvWindow, t0: Instant, rounds: u64, budget: &mut Budget) -> Vec<u32> {
+        (0..rounds)
+            .map(|i| {
+                round(w, t0 + ms(10 * i), budget);
+                w.target()
+            })
+            .collect()
+    }
+
     #[test]
     fn growth_stops_at_the_channel_maximum() {
         let t0 = Instant::now();
         let mut budget = Budget::default();
-        let mut w = recv(1000, 3000, 100);
-        let adjusts: Vec<_> = (0..5)
-            .map(|i| round(&mut w, t0 + ms(10 * i), &mut budget))
-            .collect();
+        let mut w = recv_in(1000, 3000, 100, &mut budget);
         // Doubling to 2000, then only the 1000 left below the maximum, then no more.
         assert_eq!(
-            adjusts,
-            [Some(1000), Some(2000), Some(3000), Some(3000), Some(3000)]
+            targets(&mut w, t0, 8, &mut budget),
+            [1000, 2000, 2000, 3000, 3000, 3000, 3000, 3000]
         );
-        assert_eq!(w.target(), 3000);
         assert_eq!(budget.used(), 2000);
         w.release(&mut budget);
         assert_eq!(budget.used(), 0);
@@ -883,25 +969,23 @@ mod tests {
     fn growth_is_held_by_the_connection_budget() {
         let t0 = Instant::now();
         let mut budget = Budget::new(1500);
-        let mut a = recv(1000, 8000, 100);
-        let mut b = recv(1000, 8000, 100);
-        for i in 0..4 {
-            round(&mut a, t0 + ms(10 * i), &mut budget);
-        }
-        for i in 0..4 {
-            round(&mut b, t0 + ms(10 * i), &mut budget);
-        }
-        // `a` took 1000, then the 500 left of its request for 2000; nothing is left for `b`.
-        assert_eq!(a.target(), 2500);
-        assert_eq!(b.target(), 1000);
+        let mut a = recv_in(1000, 8000, 100, &mut budget);
+        let mut b = recv_in(1000, 8000, 100, &mut budget);
+        targets(&mut a, t0, 8, &mut budget);
+        // `a` took its share of 750 of its request for 1000, and no more: the other
+        // share stays free for `b`, which takes it.
+        assert_eq!(a.target(), 1750);
+        assert_eq!(budget.free(), 750);
+        targets(&mut b, t0, 8, &mut budget);
+        assert_eq!(b.target(), 1750);
         assert_eq!(budget.used(), 1500);
 
         // Closing `a` gives its growth back, and `b` takes it.
         a.release(&mut budget);
-        assert_eq!(budget.used(), 0);
-        round(&mut b, t0 + ms(40), &mut budget);
-        assert_eq!(b.target(), 2000);
-        assert_eq!(budget.used(), 1000);
+        assert_eq!(budget.used(), 750);
+        targets(&mut b, t0 + ms(80), 4, &mut budget);
+        assert_eq!(b.target(), 2500);
+        assert_eq!(budget.free(), 0);
     }
 
     #[test]
@@ -920,23 +1004,19 @@ mod tests {
         let mut w = RecvWindow::new(config, &mut budget).unwrap();
         assert_eq!(w.initial(), WINDOW_FLOOR);
         // Growth finds nothing to draw while the first channel holds the budget.
-        for i in 0..4 {
-            round(&mut w, t0 + ms(10 * i), &mut budget);
-        }
+        targets(&mut w, t0, 4, &mut budget);
         assert_eq!(w.target(), WINDOW_FLOOR);
         assert!(w.rtt().is_some(), "it would have grown");
 
-        // Once the first channel is gone, the window doubles from its floor.
+        // Once the first channel is gone, the window doubles from its floor until the
+        // budget is spent.
         first.release(&mut budget);
-        let adjusts: Vec<_> = (4..9)
-            .map(|i| round(&mut w, t0 + ms(10 * i), &mut budget))
-            .collect();
+        let grown = targets(&mut w, t0 + ms(40), 8, &mut budget);
         assert_eq!(
-            adjusts,
-            [64, 128, 256, 256, 256].map(|k: u32| Some(k << 10)),
-            "doubling, then only what the budget had"
+            grown.iter().map(|t| t >> 10).collect::<Vec<_>>(),
+            [64, 64, 128, 128, 256, 256, 256, 256],
+            "{grown:?}"
         );
-        assert_eq!(w.target(), (224 + 32) << 10);
         assert_eq!(budget.free(), 0);
         w.release(&mut budget);
         assert_eq!(budget.used(), 0);
@@ -946,7 +1026,7 @@ mod tests {
     fn growth_off_when_max_equals_initial() {
         let t0 = Instant::now();
         let mut budget = Budget::default();
-        let mut w = recv(1000, 1000, 100);
+        let mut w = recv_in(1000, 1000, 100, &mut budget);
         for i in 0..5 {
             assert_eq!(round(&mut w, t0 + ms(10 * i), &mut budget), Some(1000));
         }

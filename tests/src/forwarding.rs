@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use gateway::event_loop::listen::tcp_listener;
 use ssh_proto::crypto::{HashAlg, default_provider};
 
 use crate::peers::{self, KeyPair, free_port, gateway_binary};
@@ -70,6 +71,23 @@ impl Drop for Reaper {
     }
 }
 
+/// Waits until `child` accepts connections on the loopback `port`: `false` if it exited
+/// first. Panics after 30 s.
+fn listening(port: u16, child: &mut Reaper) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return child.alive();
+        }
+        if !child.alive() {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    panic!("gateway serve is not listening on port {port} after 30 s");
+}
+
 /// Waits until something accepts connections on the loopback `port`; panics after 30 s,
 /// or as soon as `child` (the process meant to listen) has exited.
 pub fn wait_for_port(port: u16, mut child: Option<&mut Reaper>, what: &str) {
@@ -89,9 +107,15 @@ pub fn wait_for_port(port: u16, mut child: Option<&mut Reaper>, what: &str) {
     panic!("{what} is not listening on port {port} after 30 s");
 }
 
+/// A loopback listener on a free port with a deep backlog, so that a burst of a thousand
+/// connections is not reset before the accepting thread gets to it.
+pub fn loopback_listener() -> TcpListener {
+    tcp_listener(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).expect("listen on loopback")
+}
+
 /// An echo service on loopback, one thread per connection; its port.
 pub fn echo_service() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind echo");
+    let listener = loopback_listener();
     let port = listener.local_addr().expect("echo address").port();
     thread::spawn(move || {
         for stream in listener.incoming().flatten() {
@@ -129,7 +153,7 @@ pub fn pattern() -> Vec<u8> {
 
 /// A service that writes [`pattern`] to every connection for as long as it is read.
 pub fn source_service() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind source");
+    let listener = loopback_listener();
     let port = listener.local_addr().expect("source address").port();
     thread::spawn(move || {
         for stream in listener.incoming().flatten() {
@@ -270,30 +294,37 @@ impl Serve {
         };
         std::fs::write(dir.join("authorized_keys"), format!("{}\n", key.public_key))
             .expect("write authorized_keys");
-        let port = free_port();
         let host_key = dir.join("host_key");
         let quiet = !extra.iter().any(|a| a.starts_with("-v"));
-        let mut command = Command::new(gateway_binary());
-        command.arg("serve");
-        if quiet {
-            command.arg("-q");
+        let mut log = Some(log);
+        // The port was free a moment ago; another test may have taken it since, and then
+        // the server exits at once and is started again on another.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut command = Command::new(gateway_binary());
+            command.arg("serve");
+            if quiet {
+                command.arg("-q");
+            }
+            command
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .arg("--host-key")
+                .arg(&host_key)
+                .arg("--authorized-keys")
+                .arg(dir.join("authorized_keys"))
+                .args(extra)
+                .stderr(log.take().unwrap_or_else(Stdio::inherit));
+            let mut process = Reaper::spawn(&mut command, "gateway serve");
+            if listening(port, &mut process) {
+                return Some(Serve {
+                    process,
+                    port,
+                    key,
+                    host_key,
+                });
+            }
         }
-        command
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--host-key")
-            .arg(&host_key)
-            .arg("--authorized-keys")
-            .arg(dir.join("authorized_keys"))
-            .args(extra)
-            .stderr(log);
-        let mut process = Reaper::spawn(&mut command, "gateway serve");
-        wait_for_port(port, Some(&mut process), "gateway serve");
-        Some(Serve {
-            process,
-            port,
-            key,
-            host_key,
-        })
+        panic!("gateway serve did not start listening in five tries");
     }
 
     /// A known_hosts line for this server's host key.

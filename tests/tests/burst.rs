@@ -7,39 +7,15 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use interop::forwarding::{Reaper, wait_for_port};
 use interop::peers::{self, Peer, TempDir, free_port, gateway_binary};
 
 const CONNECTIONS: usize = 10_000;
 const THREADS: usize = 8;
-
-/// Kills the child when the test ends, however it ends.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_port(port: u16, child: &mut Child, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited early with {status}");
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} is not listening on port {port} after 30 s");
-}
 
 const ECHO: &str = r"
 import asyncio, sys
@@ -84,16 +60,14 @@ fn ten_thousand_connections_through_one_forward() {
         .expect("write authorized_keys");
 
     let echo_port = free_port();
-    let mut echo = Reaper(
-        Command::new(python)
-            .args(["-c", ECHO, &echo_port.to_string()])
-            .spawn()
-            .expect("start the echo target"),
+    let mut echo = Reaper::spawn(
+        Command::new(python).args(["-c", ECHO, &echo_port.to_string()]),
+        "the echo target",
     );
-    wait_for_port(echo_port, &mut echo.0, "the echo target");
+    wait_for_port(echo_port, Some(&mut echo), "the echo target");
 
     let server_port = free_port();
-    let mut server = Reaper(
+    let mut server = Reaper::spawn(
         Command::new(gateway_binary())
             .arg("serve")
             .arg("-q")
@@ -103,14 +77,13 @@ fn ten_thousand_connections_through_one_forward() {
             .arg("--authorized-keys")
             .arg(dir.join("authorized_keys"))
             .args(["--permit-open", &format!("127.0.0.1:{echo_port}")])
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start gateway serve"),
+            .stderr(Stdio::inherit()),
+        "gateway serve",
     );
-    wait_for_port(server_port, &mut server.0, "gateway serve");
+    wait_for_port(server_port, Some(&mut server), "gateway serve");
 
     let local_port = free_port();
-    let mut client = Reaper(
+    let mut client = Reaper::spawn(
         Command::new(gateway_binary())
             .args(["-F", "none", "-N", "-o", "BatchMode=yes"])
             .args([
@@ -124,11 +97,10 @@ fn ten_thousand_connections_through_one_forward() {
             .args(["-p", &server_port.to_string()])
             .args(["-L", &format!("{local_port}:127.0.0.1:{echo_port}")])
             .arg("127.0.0.1")
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the gateway client"),
+            .stderr(Stdio::inherit()),
+        "the gateway client",
     );
-    wait_for_port(local_port, &mut client.0, "the gateway client");
+    wait_for_port(local_port, Some(&mut client), "the gateway client");
 
     // Connect everything first, as fast as the threads can, and only then talk: the
     // listener must take the whole burst.

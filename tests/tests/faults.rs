@@ -4,112 +4,23 @@
 //! descriptors free up).
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use interop::peers::{self, KeyPair, TempDir, free_port, gateway_binary};
+use interop::forwarding::{
+    PATTERN_CHUNK, PERIOD, Reaper, Serve, XorShift, cpu_ticks, echo_service, memory_kib, pattern,
+    source_service, wait_for_port,
+};
+use interop::peers::{KeyPair, TempDir, free_port, gateway_binary};
 
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listens on port {port} after 30 s");
-}
-
-/// The period of the source's stream, a prime so that it never lines up with buffers.
-const PERIOD: usize = 65_521;
-/// The longest read or write compared against the pattern at once.
-const CHUNK: usize = 256 * 1024;
-
-/// The source's stream from any offset `o`: `pattern_table()[o % PERIOD..]`, compared
-/// with whole slices so checking hundreds of MiB stays quick in a debug build.
-fn pattern_table() -> Vec<u8> {
-    (0..PERIOD + CHUNK)
-        .map(|i| {
-            ((i % PERIOD) as u64)
-                .wrapping_mul(2_654_435_761)
-                .to_le_bytes()[2]
-        })
-        .collect()
-}
-
-/// A service that writes the pattern to every connection for as long as it is read.
-fn source_service() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind source");
-    let port = listener.local_addr().expect("source address").port();
-    thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            thread::spawn(move || {
-                let table = pattern_table();
-                let mut stream = stream;
-                let mut at = 0;
-                loop {
-                    if stream.write_all(&table[at..at + CHUNK]).is_err() {
-                        return;
-                    }
-                    at = (at + CHUNK) % PERIOD;
-                }
-            });
-        }
-    });
-    port
-}
-
-/// An echo service, one thread per connection.
-fn echo_service() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind echo");
-    let port = listener.local_addr().expect("echo address").port();
-    thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            thread::spawn(move || {
-                let mut stream = stream;
-                let mut buf = [0u8; 16 * 1024];
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
-/// A key, its authorized_keys file and a `gateway serve` allowing any destination.
-fn server(dir: &Path) -> Option<(KeyPair, Reaper, u16)> {
-    let key = peers::keygen(dir, "id_ed25519", "ed25519")?;
-    std::fs::write(dir.join("authorized_keys"), format!("{}\n", key.public_key))
-        .expect("write authorized_keys");
-    let port = free_port();
-    let server = Reaper(
-        Command::new(gateway_binary())
-            .args(["serve", "-q", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--host-key")
-            .arg(dir.join("host_key"))
-            .arg("--authorized-keys")
-            .arg(dir.join("authorized_keys"))
-            .spawn()
-            .expect("start gateway serve"),
-    );
-    wait_for_port(port);
-    Some((key, server, port))
+/// `gateway serve` allowing any destination, with its key.
+fn server(dir: &Path) -> Option<(KeyPair, Serve, u16)> {
+    let serve = Serve::start(dir, &[])?;
+    let port = serve.port;
+    Some((serve.key.clone(), serve, port))
 }
 
 /// `gateway -N -L local:127.0.0.1:target`, optionally under a descriptor limit.
@@ -138,39 +49,9 @@ fn client(key: &KeyPair, server: u16, local: u16, target: u16, nofile: Option<u3
         .args(["-p", &server.to_string()])
         .args(["-L", &format!("{local}:127.0.0.1:{target}")])
         .arg("127.0.0.1");
-    let client = Reaper(command.spawn().expect("start the client"));
-    wait_for_port(local);
+    let mut client = Reaper::spawn(&mut command, "the client");
+    wait_for_port(local, Some(&mut client), "the client");
     client
-}
-
-/// Resident and peak memory of a process, in KiB, from /proc.
-fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// CPU time a process has used, user plus system, from /proc (in clock ticks of 10 ms).
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let get = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after the name.
-    get(11) + get(12)
 }
 
 #[test]
@@ -188,8 +69,8 @@ fn a_reader_that_stops_holds_memory_to_a_window() {
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("read timeout");
-    let table = pattern_table();
-    let mut buf = vec![0u8; CHUNK];
+    let table = pattern();
+    let mut buf = vec![0u8; PATTERN_CHUNK];
     let mut offset = 0u64;
     let mut read_some = |stream: &mut TcpStream, bytes: u64, offset: &mut u64| {
         let end = *offset + bytes;
@@ -284,21 +165,6 @@ fn soak_time() -> Duration {
         .and_then(|v| v.parse().ok())
         .unwrap_or(60);
     Duration::from_secs(secs)
-}
-
-/// A small generator for the soak's data: each connection its own stream of bytes.
-struct XorShift(u64);
-
-impl XorShift {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            let bytes = self.0.to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-    }
 }
 
 #[test]

@@ -4,66 +4,25 @@
 //! and once the server is back the forward works again without restarting the client.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use interop::forwarding::{Reaper, echo_service, wait_for_port};
 use interop::peers::{self, TempDir, free_port, gateway_binary};
 
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nothing listens on port {port} after 30 s");
-}
-
-/// An echo service on a thread, one thread per connection.
-fn echo_service() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind echo");
-    let port = listener.local_addr().expect("echo address").port();
-    thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            thread::spawn(move || {
-                let mut stream = stream;
-                let mut buf = [0u8; 16 * 1024];
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
 fn serve(dir: &Path, port: u16, echo: u16) -> Reaper {
-    Reaper(
+    Reaper::spawn(
         Command::new(gateway_binary())
             .args(["serve", "-q", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--host-key")
             .arg(dir.join("host_key"))
             .arg("--authorized-keys")
             .arg(dir.join("authorized_keys"))
-            .args(["--permit-open", &format!("127.0.0.1:{echo}")])
-            .spawn()
-            .expect("start gateway serve"),
+            .args(["--permit-open", &format!("127.0.0.1:{echo}")]),
+        "gateway serve",
     )
 }
 
@@ -87,10 +46,10 @@ fn forwards_come_back_after_the_server_does() {
     let echo = echo_service();
     let server_port = free_port();
     let mut server = serve(dir.path(), server_port, echo);
-    wait_for_port(server_port);
+    wait_for_port(server_port, None, "gateway serve");
 
     let local = free_port();
-    let client = Reaper(
+    let client = Reaper::spawn(
         Command::new(gateway_binary())
             .args(["-F", "none", "-N", "--reconnect", "-o", "BatchMode=yes"])
             .args([
@@ -104,11 +63,10 @@ fn forwards_come_back_after_the_server_does() {
             .args(["-p", &server_port.to_string()])
             .args(["-L", &format!("{local}:127.0.0.1:{echo}")])
             .arg("127.0.0.1")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the client"),
+            .stderr(Stdio::piped()),
+        "the client",
     );
-    wait_for_port(local);
+    wait_for_port(local, None, "the client");
     assert_eq!(
         round_trip(local, b"before").expect("forward works"),
         b"before"
@@ -158,25 +116,9 @@ fn forwards_come_back_after_the_server_does() {
         client.0.try_wait().expect("client status").is_none(),
         "the client exited instead of reconnecting"
     );
-    let _ = client.0.kill();
-    let output = client.0.wait_with_output_after_kill();
+    let output = client.stderr_after_exit();
     assert!(
         output.contains("reconnecting in 1 s") && output.contains("reconnected to 127.0.0.1"),
         "the client did not say what it did: {output}"
     );
-}
-
-trait StderrAfterKill {
-    fn wait_with_output_after_kill(&mut self) -> String;
-}
-
-impl StderrAfterKill for Child {
-    fn wait_with_output_after_kill(&mut self) -> String {
-        let _ = self.wait();
-        let mut text = String::new();
-        if let Some(mut stderr) = self.stderr.take() {
-            let _ = stderr.read_to_string(&mut text);
-        }
-        text
-    }
 }

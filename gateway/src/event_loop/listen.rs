@@ -53,22 +53,28 @@ pub(crate) struct Listener {
     pub(crate) purpose: Purpose,
 }
 
+/// A blocking TCP listener on `addr` with a backlog of 4,096 rather than std's 128, so
+/// that a burst of connections waits to be accepted instead of being reset.
+pub fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = rustix::net::socket(family, SocketType::STREAM, None)?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    if addr.is_ipv6() {
+        sockopt::set_ipv6_v6only(&fd, true)?;
+    }
+    rustix::net::bind(&fd, &addr)?;
+    rustix::net::listen(&fd, BACKLOG)?;
+    Ok(std::net::TcpListener::from(fd))
+}
+
 impl Listener {
     /// Listens on a TCP address with a deep backlog.
     pub(crate) fn tcp(addr: SocketAddr, purpose: Purpose) -> io::Result<Listener> {
-        let family = if addr.is_ipv4() {
-            AddressFamily::INET
-        } else {
-            AddressFamily::INET6
-        };
-        let fd = rustix::net::socket(family, SocketType::STREAM, None)?;
-        sockopt::set_socket_reuseaddr(&fd, true)?;
-        if addr.is_ipv6() {
-            sockopt::set_ipv6_v6only(&fd, true)?;
-        }
-        rustix::net::bind(&fd, &addr)?;
-        rustix::net::listen(&fd, BACKLOG)?;
-        let std = std::net::TcpListener::from(fd);
+        let std = tcp_listener(addr)?;
         std.set_nonblocking(true)?;
         Ok(Listener {
             io: Io::Tcp(TcpListener::from_std(std)),

@@ -38,9 +38,10 @@ usage: gateway [-NTtqv] [-p PORT] [-l USER] [-i FILE]... [-F FILE] [-o KEY=VALUE
           StrictHostKeyChecking, UserKnownHostsFile, HashKnownHosts and
           PreferredAuthentications as -o options
   keygen  write a key pair in OpenSSH's format (ed25519 unless -t says otherwise)
-  demo    run an in-process client and server over loopback through a handshake,
-          data both ways (--mib N each way, default 64) and several rekeys, and
-          print what they negotiated and the throughput";
+  demo    with no setup: start a forwarding server on a free loopback port with
+          throwaway keys, log in to it, run a command, and move data both ways
+          through a -L forward to a local echo service (--mib N each way, default
+          256), printing each step and the throughput";
 
 /// Runs the command; an `Err` is printed as one line and exits 255.
 pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {

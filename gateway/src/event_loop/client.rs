@@ -92,6 +92,8 @@ pub struct Outcome {
     pub error: Option<String>,
     /// The local forwards' bound addresses, in the order given.
     pub bound: Vec<Option<SocketAddr>>,
+    /// The transport's counters when the connection ended.
+    pub stats: Option<ssh_proto::transport::Stats>,
 }
 
 /// The client role.
@@ -746,6 +748,7 @@ impl Role for ClientRole {
 
     fn on_end(&mut self, core: &mut Core, end: &End) {
         let mut outcome = self.outcome.borrow_mut();
+        outcome.stats = Some(core.transport.stats());
         if self.done || outcome.error.is_some() {
             return;
         }

@@ -765,6 +765,12 @@ impl Role for ClientRole {
                 reason.0
             ),
             End::Local(why) => why.clone(),
+            // As ssh words it; the OS's text without Rust's "(os error N)".
+            End::Io(e) => {
+                let text = e.to_string();
+                let text = text.split(" (os error").next().unwrap_or(&text);
+                format!("Read from remote host {host}: {text}")
+            }
             other => format!("Connection to {host}: {other}"),
         };
         outcome.error = Some(line);

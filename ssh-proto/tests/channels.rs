@@ -684,3 +684,150 @@ fn unknown_connection_numbers_get_unimplemented() {
     rig.client_reads().unwrap();
     assert!(rig.client.raw.is_empty());
 }
+
+// ---------------------------------------------------------------------------------------
+// Global requests whose body does not parse (RFC 4254 section 4, OpenSSH's `PROTOCOL`
+// section 2.5): refused, or ignored when no reply is wanted; never fatal.
+
+fn global_msg(name: &[u8], want_reply: bool, body: &[u8]) -> Vec<u8> {
+    let mut p = vec![MessageNumber::GLOBAL_REQUEST.0];
+    p.put_string(name);
+    p.put_bool(want_reply);
+    p.extend_from_slice(body);
+    p
+}
+
+const HOSTKEYS: &[u8] = b"hostkeys-00@openssh.com";
+const KEEPALIVE: &[u8] = b"keepalive@openssh.com";
+
+/// Host key lists OpenSSH's client would fail to read: a length past the end, a length
+/// cut short, a whole key followed by a stray byte.
+fn bad_host_key_lists() -> Vec<Vec<u8>> {
+    let mut past_the_end = Vec::new();
+    past_the_end.put_u32(1000);
+    past_the_end.extend_from_slice(b"short");
+    let mut trailing = Vec::new();
+    trailing.put_string(b"ssh-ed25519 key");
+    trailing.push(0);
+    vec![past_the_end, vec![0, 0], trailing]
+}
+
+#[test]
+fn a_host_key_list_that_does_not_parse_is_ignored_by_the_client() {
+    use ssh_proto::connection::channels::OwnedGlobalRequest;
+
+    let mut rig = Rig::raw_server(ChannelsConfig::default());
+    for list in bad_host_key_lists() {
+        rig.raw_to_client(&global_msg(HOSTKEYS, false, &list))
+            .unwrap();
+    }
+    assert!(rig.client.events.is_empty(), "{:?}", rig.client.events);
+    assert!(!rig.pair.client.transport.is_closed());
+    rig.server_reads().unwrap();
+    assert!(rig.server.raw.is_empty(), "no reply was asked for");
+
+    // Asked with a reply wanted, which the protocol never does, it is refused.
+    rig.raw_to_client(&global_msg(HOSTKEYS, true, &bad_host_key_lists()[0]))
+        .unwrap();
+    rig.server_reads().unwrap();
+    assert_eq!(rig.server.raw, [vec![MessageNumber::REQUEST_FAILURE.0]]);
+
+    // A list that parses still reaches the application.
+    let mut good = Vec::new();
+    good.put_string(b"key");
+    rig.raw_to_client(&global_msg(HOSTKEYS, false, &good))
+        .unwrap();
+    assert_eq!(
+        rig.client.next_event(),
+        Event::GlobalRequest {
+            request: OwnedGlobalRequest::HostKeys(vec![b"key".to_vec()]),
+            want_reply: false,
+        }
+    );
+}
+
+#[test]
+fn a_keepalive_with_trailing_bytes_is_refused_not_fatal() {
+    use ssh_proto::connection::channels::OwnedGlobalRequest;
+
+    let mut rig = hostile();
+    rig.raw(&global_msg(KEEPALIVE, true, b"\0\0\0\x01"))
+        .unwrap();
+    assert!(rig.server.events.is_empty());
+    rig.client_reads().unwrap();
+    assert_eq!(rig.client.raw, [vec![MessageNumber::REQUEST_FAILURE.0]]);
+    assert!(!rig.pair.server.transport.is_closed());
+
+    // Without a reply wanted it is dropped; a well-formed one goes to the application.
+    rig.raw(&global_msg(KEEPALIVE, false, b"x")).unwrap();
+    rig.raw(&global_msg(KEEPALIVE, true, b"")).unwrap();
+    assert_eq!(
+        rig.server.next_event(),
+        Event::GlobalRequest {
+            request: OwnedGlobalRequest::Keepalive,
+            want_reply: true,
+        }
+    );
+    assert!(rig.server.events.is_empty());
+}
+
+/// Replies go out in the order of the requests (RFC 4254 section 4), so a refusal this
+/// layer makes itself waits behind the requests the application has not answered yet.
+#[test]
+fn a_refusal_waits_its_turn_behind_requests_the_application_answers() {
+    let mut rig = hostile();
+    let mut forward = Vec::new();
+    forward.put_string(b"localhost");
+    forward.put_u32(0);
+    rig.raw(&global_msg(b"tcpip-forward", true, &forward))
+        .unwrap();
+    rig.raw(&global_msg(KEEPALIVE, true, b"trailing")).unwrap();
+    rig.raw(&global_msg(b"tcpip-forward", true, &forward[..3]))
+        .unwrap();
+    rig.raw(&global_msg(b"tcpip-forward", true, &forward))
+        .unwrap();
+    assert_eq!(rig.server.events.len(), 2);
+    rig.client_reads().unwrap();
+    assert!(
+        rig.client.raw.is_empty(),
+        "nothing may overtake the first reply"
+    );
+
+    let t = &mut rig.pair.server.transport;
+    rig.server.ch().reply_global(t, true, Some(40000)).unwrap();
+    rig.client_reads().unwrap();
+    let mut bound = vec![MessageNumber::REQUEST_SUCCESS.0];
+    bound.put_u32(40000);
+    let failure = vec![MessageNumber::REQUEST_FAILURE.0];
+    assert_eq!(rig.client.raw, [bound, failure.clone(), failure.clone()]);
+
+    let t = &mut rig.pair.server.transport;
+    rig.server.ch().reply_global(t, false, None).unwrap();
+    assert!(rig.server.ch().reply_global(t, false, None).is_err());
+    rig.raw(&global_msg(KEEPALIVE, true, b"trailing")).unwrap();
+    rig.client_reads().unwrap();
+    assert_eq!(rig.client.raw[3..], [failure.clone(), failure]);
+}
+
+#[test]
+fn refusals_count_against_the_cap_on_unanswered_requests() {
+    let mut rig = hostile();
+    rig.raw(&global_msg(KEEPALIVE, true, b"")).unwrap();
+    for _ in 0..63 {
+        rig.raw(&global_msg(KEEPALIVE, true, b"x")).unwrap();
+    }
+    let r = rig.raw(&global_msg(KEEPALIVE, true, b"x"));
+    rig.expect_disconnect(r);
+}
+
+#[test]
+fn a_global_request_whose_header_does_not_parse_disconnects() {
+    let whole = global_msg(KEEPALIVE, true, b"");
+    let mut name_past_the_end = whole.clone();
+    name_past_the_end[1..5].copy_from_slice(&[0, 0, 1, 0]);
+    for bad in [name_past_the_end, whole[..whole.len() - 1].to_vec()] {
+        let mut rig = hostile();
+        let r = rig.raw(&bad);
+        rig.expect_disconnect(r);
+    }
+}

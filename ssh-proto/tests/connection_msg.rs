@@ -769,6 +769,19 @@ fn host_key_lists_are_checked_without_trusting_lengths() {
     bad[second..second + 4].copy_from_slice(&[0xff; 4]);
     assert!(Message::parse(&bad).is_err());
 
+    // The header still reads, so the request can be answered or ignored.
+    assert_eq!(
+        GlobalRequest::parse_header(&bad),
+        Ok((&b"hostkeys-00@openssh.com"[..], false))
+    );
+    for cut in 0..head {
+        assert!(
+            GlobalRequest::parse_header(&wire[..cut]).is_err(),
+            "cut at {cut}"
+        );
+    }
+    assert!(GlobalRequest::parse_header(&[81, 0, 0, 0, 0, 0]).is_err());
+
     // No keys at all is an empty list, not an error.
     assert!(matches!(
         Message::parse(&wire[..head]),

@@ -397,8 +397,10 @@ pub struct Channels {
     events: VecDeque<Event>,
     /// Our global requests sent with `want_reply` and not answered yet.
     global_ours_pending: u32,
-    /// The peer's global requests with `want_reply` not answered yet.
-    global_theirs_pending: u32,
+    /// The peer's global requests with `want_reply` not answered yet, oldest first:
+    /// `true` for one the application answers, `false` for one this layer refuses itself
+    /// once the replies before it are out. The front is never `false`.
+    global_theirs: VecDeque<bool>,
     closed: bool,
 }
 
@@ -412,7 +414,7 @@ impl Channels {
             budget: Budget::new(config.budget),
             events: VecDeque::new(),
             global_ours_pending: 0,
-            global_theirs_pending: 0,
+            global_theirs: VecDeque::new(),
             closed: false,
         })
     }
@@ -460,8 +462,9 @@ impl Channels {
     /// borrowed; everything else becomes an [`Event`].
     ///
     /// A number of 80 or above that is not a connection message is answered with
-    /// UNIMPLEMENTED (RFC 4253 section 11.4). Any error from the peer ends the
-    /// connection with a DISCONNECT.
+    /// UNIMPLEMENTED (RFC 4253 section 11.4), and a global request whose body does not
+    /// parse with REQUEST_FAILURE when it wants a reply (RFC 4254 section 4), else
+    /// nothing. Any other error from the peer ends the connection with a DISCONNECT.
     pub fn handle<'p>(
         &mut self,
         transport: &mut Transport,
@@ -480,7 +483,16 @@ impl Channels {
                 transport.send_unimplemented(seq)?;
                 return Ok(None);
             }
-            Err(e) => return Err(self.fatal(transport, e.into())),
+            Err(e) => {
+                // The header read, so only the body did not.
+                if let Ok((name, want_reply)) = GlobalRequest::parse_header(payload) {
+                    return match self.on_unreadable_global_request(transport, name, want_reply) {
+                        Ok(()) => Ok(None),
+                        Err(e) => Err(self.fatal(transport, e)),
+                    };
+                }
+                return Err(self.fatal(transport, e.into()));
+            }
         };
         match self.dispatch(transport, msg, now) {
             Ok(input) => Ok(input),
@@ -739,18 +751,57 @@ impl Channels {
 
     fn on_global_request(&mut self, m: &GlobalRequest<'_>) -> Result<(), Error> {
         if m.want_reply {
-            if self.global_theirs_pending >= MAX_PENDING_REPLIES {
-                return Err(Error::protocol(
-                    DisconnectReason::PROTOCOL_ERROR,
-                    format!("more than {MAX_PENDING_REPLIES} global requests wait for replies"),
-                ));
-            }
-            self.global_theirs_pending += 1;
+            self.global_reply_slot(true)?;
         }
         self.events.push_back(Event::GlobalRequest {
             request: OwnedGlobalRequest::from(&m.body),
             want_reply: m.want_reply,
         });
+        Ok(())
+    }
+
+    /// A global request whose body does not parse as its name says it should.
+    ///
+    /// RFC 4254 section 4 has the recipient of a request it does not recognise or
+    /// support answer REQUEST_FAILURE when a reply is wanted, and a request we cannot read
+    /// is one we cannot carry out, so it is answered that way here, in its turn among the
+    /// replies, and the application never sees it. Above all this covers
+    /// `hostkeys-00@openssh.com`, which OpenSSH's `PROTOCOL` section 2.5 sends without
+    /// asking for a reply and a client may ignore: a host key list that does not parse
+    /// costs nothing but the list.
+    fn on_unreadable_global_request(
+        &mut self,
+        t: &mut Transport,
+        name: &[u8],
+        want_reply: bool,
+    ) -> Result<(), Error> {
+        // The name is the peer's: escaped, and cut short.
+        let shown: String = String::from_utf8_lossy(name)
+            .escape_debug()
+            .take(64)
+            .collect();
+        log::debug!(
+            "global request refused name={shown} want_reply={want_reply} reason=unreadable body"
+        );
+        if !want_reply {
+            return Ok(());
+        }
+        if self.global_theirs.is_empty() {
+            return t.send(|p| p.put_u8(MessageNumber::REQUEST_FAILURE.0));
+        }
+        self.global_reply_slot(false)
+    }
+
+    /// Queues a reply slot for one of the peer's global requests, `true` when the
+    /// application answers it. A peer with too many unanswered requests is disconnected.
+    fn global_reply_slot(&mut self, by_application: bool) -> Result<(), Error> {
+        if self.global_theirs.len() >= MAX_PENDING_REPLIES as usize {
+            return Err(Error::protocol(
+                DisconnectReason::PROTOCOL_ERROR,
+                format!("more than {MAX_PENDING_REPLIES} global requests wait for replies"),
+            ));
+        }
+        self.global_theirs.push_back(by_application);
         Ok(())
     }
 
@@ -962,15 +1013,20 @@ impl Channels {
         bound_port: Option<u32>,
     ) -> Result<(), Error> {
         self.check_open(transport)?;
-        if self.global_theirs_pending == 0 {
+        if self.global_theirs.pop_front().is_none() {
             return Err(Error::Misuse("no global request waits for a reply"));
         }
-        self.global_theirs_pending -= 1;
         transport.send(|p| match (ok, bound_port) {
             (true, Some(port)) => RequestSuccess::write_bound_port(port, p),
             (true, None) => p.put_u8(MessageNumber::REQUEST_SUCCESS.0),
             (false, _) => p.put_u8(MessageNumber::REQUEST_FAILURE.0),
-        })
+        })?;
+        // Requests this layer refused itself, queued behind that one.
+        while self.global_theirs.front() == Some(&false) {
+            self.global_theirs.pop_front();
+            transport.send(|p| p.put_u8(MessageNumber::REQUEST_FAILURE.0))?;
+        }
+        Ok(())
     }
 
     /// Sends at most one CHANNEL_DATA (or EXTENDED_DATA of type STDERR when `stderr`)

@@ -435,6 +435,16 @@ impl<'a> GlobalRequest<'a> {
         Ok(Self { want_reply, body })
     }
 
+    /// Reads only the request name and `want_reply`, which every GLOBAL_REQUEST starts
+    /// with whatever its body (RFC 4254 section 4), so that a request whose body does not
+    /// parse can still be answered.
+    pub fn parse_header(payload: &'a [u8]) -> Result<(&'a [u8], bool), WireError> {
+        let mut r = open(payload, MessageNumber::GLOBAL_REQUEST)?;
+        let name = r.string("request name")?;
+        let want_reply = r.bool("want reply")?;
+        Ok((name, want_reply))
+    }
+
     pub fn write(&self, out: &mut Vec<u8>) {
         out.put_u8(MessageNumber::GLOBAL_REQUEST.0);
         out.put_string(self.body.name());

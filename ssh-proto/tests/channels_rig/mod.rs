@@ -1,6 +1,6 @@
 //! The rig for the Channels tests: a handshaken simulator pair in which either side runs
 //! [`Channels`] or is written by hand, sending raw connection messages and keeping every
-//! payload it receives.
+//! payload it receives. Shared by the Channels test files, each of which uses a part.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -73,6 +73,16 @@ pub fn config(initial: u32, max: u32, max_packet: u32) -> ChannelsConfig {
 impl Rig {
     /// A handshaken, authenticated pair; `client` is `None` for a hand-written client.
     pub fn new(client: Option<ChannelsConfig>, server: ChannelsConfig) -> Self {
+        Self::with(client, Some(server))
+    }
+
+    /// A hand-written server against the client's [`Channels`].
+    pub fn raw_server(client: ChannelsConfig) -> Self {
+        Self::with(Some(client), None)
+    }
+
+    /// A handshaken, authenticated pair; `None` for a side written by hand.
+    pub fn with(client: Option<ChannelsConfig>, server: Option<ChannelsConfig>) -> Self {
         let provider = default_provider();
         let c = Config {
             provider,
@@ -90,7 +100,7 @@ impl Rig {
         Self {
             pair,
             client: Peer::new(client),
-            server: Peer::new(Some(server)),
+            server: Peer::new(server),
         }
     }
 
@@ -137,7 +147,17 @@ impl Rig {
         self.server_reads()
     }
 
-    /// The server refused what it got with `reason`, and the client heard it.
+    /// The hand-written server sends one payload; returns how the client took it.
+    pub fn raw_to_client(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.pair
+            .server
+            .transport
+            .send(|p| p.extend_from_slice(payload))
+            .unwrap();
+        self.client_reads()
+    }
+
+    /// The server refused what it got with PROTOCOL_ERROR, and the client heard it.
     #[track_caller]
     pub fn expect_disconnect(&mut self, result: Result<(), Error>) {
         let e = result.expect_err("the server must end the connection");

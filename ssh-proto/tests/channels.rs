@@ -831,3 +831,204 @@ fn a_global_request_whose_header_does_not_parse_disconnects() {
         rig.expect_disconnect(r);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// HOSTILE.md, Channels: a hand-written server against the client's Channels
+
+fn hostile_server() -> Rig {
+    Rig::raw_server(ChannelsConfig::default())
+}
+
+/// A confirmation that opens a channel the client confirms as usable.
+fn confirmed(rig: &mut Rig, sender: u32, window: u32) -> u32 {
+    let c = rig.raw_confirmed(sender, window, 32768);
+    assert_eq!(rig.client.next_event(), Event::Opened { channel: c });
+    c
+}
+
+#[test]
+fn a_confirmation_with_a_bad_maximum_packet_closes_the_channel() {
+    for max_packet in [0, (1 << 31) + 1, u32::MAX] {
+        let mut rig = hostile_server();
+        let c = rig.raw_confirmed(70, 1 << 20, max_packet);
+        assert!(
+            rig.client.events.is_empty(),
+            "not opened: {:?}",
+            rig.client.events
+        );
+        assert!(!rig.pair.client.transport.is_closed(), "not fatal");
+        rig.server_reads().unwrap();
+        assert_eq!(
+            rig.server.raw,
+            [recipient_msg(MessageNumber::CHANNEL_CLOSE, 70)],
+            "closed at once"
+        );
+        let t = &mut rig.pair.client.transport;
+        assert_eq!(rig.client.ch().window(c), 0);
+        assert!(matches!(
+            rig.client.ch().send_data(t, c, false, b"x"),
+            Err(Error::Misuse(_))
+        ));
+
+        // What the server sent before it saw our CLOSE is dropped; its CLOSE ends the
+        // channel, and the application hears the open failed.
+        rig.raw_to_client(&data_msg(c, b"crossing")).unwrap();
+        rig.raw_to_client(&adjust_msg(c, 100)).unwrap();
+        assert!(rig.client.events.is_empty());
+        rig.raw_to_client(&recipient_msg(MessageNumber::CHANNEL_CLOSE, c))
+            .unwrap();
+        let Event::OpenFailed {
+            channel,
+            reason,
+            description,
+        } = rig.client.next_event()
+        else {
+            panic!("an open failure");
+        };
+        assert_eq!(channel, c);
+        assert_eq!(reason, OpenFailureReason::ADMINISTRATIVELY_PROHIBITED);
+        assert!(
+            description.contains(&max_packet.to_string()),
+            "{description}"
+        );
+        assert!(rig.client.events.is_empty(), "no Closed as well");
+        assert!(rig.client.ch().is_empty());
+        assert_eq!(rig.client.ch().budget().used(), 0);
+        rig.server_reads().unwrap();
+        assert_eq!(rig.server.raw.len(), 1, "nothing more went out");
+    }
+
+    // 2^31 itself is allowed.
+    let mut rig = hostile_server();
+    let c = rig.raw_confirmed(70, 1 << 20, 1 << 31);
+    assert_eq!(rig.client.next_event(), Event::Opened { channel: c });
+}
+
+#[test]
+fn a_window_adjust_overflow_from_the_server_disconnects() {
+    let mut rig = hostile_server();
+    let c = confirmed(&mut rig, 3, 10);
+    rig.raw_to_client(&adjust_msg(c, u32::MAX - 10)).unwrap();
+    let r = rig.raw_to_client(&adjust_msg(c, 1));
+    rig.expect_client_disconnect(r);
+}
+
+#[test]
+fn a_window_adjust_for_an_unknown_id_from_the_server_disconnects() {
+    let mut rig = hostile_server();
+    confirmed(&mut rig, 3, 10);
+    let r = rig.raw_to_client(&adjust_msg(9, 1));
+    rig.expect_client_disconnect(r);
+}
+
+#[test]
+fn data_beyond_the_window_from_the_server_disconnects() {
+    let mut rig = Rig::raw_server(config(1024, 1024, 1024));
+    let c = confirmed(&mut rig, 3, 1 << 20);
+    rig.client.consume = false;
+    rig.raw_to_client(&data_msg(c, &[1; 1000])).unwrap();
+    rig.raw_to_client(&data_msg(c, &[2; 24])).unwrap();
+    assert_eq!(rig.client.ch().buffered(c), 1024);
+    let r = rig.raw_to_client(&data_msg(c, &[3]));
+    rig.expect_client_disconnect(r);
+    assert_eq!(rig.client.stdout[&c].len(), 1024, "nothing past the window");
+}
+
+#[test]
+fn data_over_the_maximum_packet_from_the_server_disconnects() {
+    let mut rig = Rig::raw_server(config(1 << 20, 1 << 20, 1024));
+    let c = confirmed(&mut rig, 3, 1 << 20);
+    rig.raw_to_client(&data_msg(c, &[1; 1024])).unwrap();
+    let r = rig.raw_to_client(&data_msg(c, &[1; 1025]));
+    rig.expect_client_disconnect(r);
+}
+
+#[test]
+fn a_confirmation_for_an_unknown_id_from_the_server_disconnects() {
+    let mut rig = hostile_server();
+    confirmed(&mut rig, 3, 10);
+    let r = rig.raw_to_client(&confirm_msg(5, 4, 10, 32768));
+    rig.expect_client_disconnect(r);
+}
+
+#[test]
+fn a_second_confirmation_from_the_server_disconnects() {
+    let mut rig = hostile_server();
+    let c = confirmed(&mut rig, 3, 10);
+    let r = rig.raw_to_client(&confirm_msg(c, 3, 10, 32768));
+    rig.expect_client_disconnect(r);
+}
+
+#[test]
+fn an_open_failure_for_an_unknown_id_from_the_server_disconnects() {
+    let mut rig = hostile_server();
+    let mut p = recipient_msg(MessageNumber::CHANNEL_OPEN_FAILURE, 0);
+    p.put_u32(OpenFailureReason::CONNECT_FAILED.0);
+    p.put_string(b"no");
+    p.put_string(b"");
+    let r = rig.raw_to_client(&p);
+    rig.expect_client_disconnect(r);
+}
+
+#[test]
+fn close_twice_from_the_server_disconnects() {
+    let mut rig = hostile_server();
+    let c = confirmed(&mut rig, 3, 10);
+    rig.raw_to_client(&recipient_msg(MessageNumber::CHANNEL_CLOSE, c))
+        .unwrap();
+    assert_eq!(rig.client.next_event(), Event::Closed { channel: c });
+    rig.server_reads().unwrap();
+    assert_eq!(
+        rig.server.raw.pop().unwrap(),
+        recipient_msg(MessageNumber::CHANNEL_CLOSE, 3),
+        "the client answers CLOSE"
+    );
+    let r = rig.raw_to_client(&recipient_msg(MessageNumber::CHANNEL_CLOSE, c));
+    rig.expect_client_disconnect(r);
+}
+
+#[test]
+fn data_after_the_servers_close_disconnects() {
+    let mut rig = hostile_server();
+    let c = confirmed(&mut rig, 3, 10);
+    rig.raw_to_client(&recipient_msg(MessageNumber::CHANNEL_CLOSE, c))
+        .unwrap();
+    assert_eq!(rig.client.next_event(), Event::Closed { channel: c });
+    let r = rig.raw_to_client(&data_msg(c, b"late"));
+    rig.expect_client_disconnect(r);
+}
+
+#[test]
+fn unsolicited_replies_from_the_server_are_discarded() {
+    let mut rig = hostile_server();
+    let c = confirmed(&mut rig, 3, 10);
+    let t = &mut rig.pair.server.transport;
+    for i in 0..10_000u32 {
+        let p = match i % 4 {
+            0 => recipient_msg(MessageNumber::CHANNEL_SUCCESS, c),
+            1 => recipient_msg(MessageNumber::CHANNEL_FAILURE, c),
+            2 => vec![MessageNumber::REQUEST_SUCCESS.0],
+            _ => vec![MessageNumber::REQUEST_FAILURE.0],
+        };
+        t.send(|out| out.extend_from_slice(&p)).unwrap();
+    }
+    rig.client_reads().unwrap();
+    assert!(rig.client.events.is_empty());
+    assert!(!rig.pair.client.transport.is_closed());
+}
+
+#[test]
+fn a_server_open_with_a_bad_maximum_packet_is_refused_by_the_client() {
+    let mut rig = hostile_server();
+    for (sender, max) in [(4, 0), (5, (1 << 31) + 1)] {
+        rig.raw_to_client(&open_msg(sender, 1 << 20, max)).unwrap();
+    }
+    assert!(rig.client.events.is_empty());
+    assert_eq!(rig.client.ch().slot_count(), 0);
+    rig.server_reads().unwrap();
+    let prohibited = OpenFailureReason::ADMINISTRATIVELY_PROHIBITED;
+    assert_eq!(
+        open_failures(&rig.server.raw),
+        [(4, prohibited), (5, prohibited)]
+    );
+}

@@ -21,8 +21,9 @@
 //!
 //! A message the peer may not send ends the connection: the call returns the error and a
 //! DISCONNECT with PROTOCOL_ERROR is queued. The rules follow HOSTILE.md: an id that names
-//! no channel is fatal, a message that crossed our CLOSE is dropped, and replies nobody
-//! asked for are discarded.
+//! no channel is fatal, a message that crossed our CLOSE is dropped, replies nobody asked
+//! for are discarded, and an open or confirmation with a maximum packet size of 0 or over
+//! 2^31 costs only that channel.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -334,7 +335,10 @@ pub enum Event {
     },
     /// The peer confirmed a channel we opened.
     Opened { channel: u32 },
-    /// The peer refused a channel we opened; its id is free again.
+    /// The peer refused a channel we opened; its id is free again. Also the end of a
+    /// channel the peer confirmed with a maximum packet size of 0 or over 2^31: we close
+    /// such a channel at once, and this comes when the peer's CLOSE does, with the reason
+    /// ADMINISTRATIVELY_PROHIBITED that we give for such a CHANNEL_OPEN from the peer.
     OpenFailed {
         channel: u32,
         reason: OpenFailureReason,
@@ -379,6 +383,9 @@ struct ChannelState {
     ours_pending: u32,
     /// The peer's requests with `want_reply` that our application has not answered yet.
     theirs_pending: u32,
+    /// The peer confirmed this channel of ours with this unusable maximum packet size,
+    /// and we closed it: its end is reported as [`Event::OpenFailed`], not `Closed`.
+    bad_confirmation: Option<u32>,
 }
 
 /// What to do with a message the peer sent on a channel.
@@ -520,7 +527,7 @@ impl Channels {
                 Ok(None)
             }
             Message::ChannelOpenConfirmation(m) => {
-                self.on_confirmation(&m)?;
+                self.on_confirmation(t, &m)?;
                 Ok(None)
             }
             Message::ChannelOpenFailure(m) => {
@@ -656,6 +663,7 @@ impl Channels {
             recv: RecvWindow::new(self.window, &mut self.budget)?,
             ours_pending: 0,
             theirs_pending: 0,
+            bad_confirmation: None,
         };
         // The table has room, checked above, so this cannot fail.
         let channel = self.table.peer_open(state)?;
@@ -666,15 +674,34 @@ impl Channels {
         Ok(())
     }
 
-    fn on_confirmation(&mut self, m: &ChannelOpenConfirmation<'_>) -> Result<(), Error> {
-        let state = self.table.on_confirmation(m.recipient)?;
-        // A bad maximum packet size here is the peer's error (RFC 4254 section 5.1).
-        state.send = Some(SendWindow::new(m.initial_window, m.max_packet)?);
+    fn on_confirmation(
+        &mut self,
+        t: &mut Transport,
+        m: &ChannelOpenConfirmation<'_>,
+    ) -> Result<(), Error> {
+        let id = m.recipient;
+        let state = self.table.on_confirmation(id)?;
         state.peer_id = m.sender;
-        self.events.push_back(Event::Opened {
-            channel: m.recipient,
-        });
-        Ok(())
+        if let Ok(send) = SendWindow::new(m.initial_window, m.max_packet) {
+            state.send = Some(send);
+            self.events.push_back(Event::Opened { channel: id });
+            return Ok(());
+        }
+
+        // A maximum packet of 0 or over 2^31, which we refuse in the peer's CHANNEL_OPEN
+        // (HOSTILE.md). Here the channel already exists on the peer's side, so it is
+        // closed at once. The application hears that the open failed, as if the peer had
+        // refused it, once the peer's CLOSE frees the id (RFC 4254 section 5.3).
+        log::debug!(
+            "channel closed channel={id} max_packet={} reason=bad maximum packet",
+            m.max_packet
+        );
+        state.bad_confirmation = Some(m.max_packet);
+        let peer_id = self.table.send_close(id)?.peer_id;
+        t.send(|p| {
+            p.put_u8(MessageNumber::CHANNEL_CLOSE.0);
+            p.put_u32(peer_id);
+        })
     }
 
     fn on_open_failure(&mut self, m: &ChannelOpenFailure<'_>) -> Result<(), Error> {
@@ -706,7 +733,18 @@ impl Channels {
             })?;
         }
         closed.value.recv.release(&mut self.budget);
-        self.events.push_back(Event::Closed { channel: id });
+        let event = match closed.value.bad_confirmation {
+            None => Event::Closed { channel: id },
+            Some(max_packet) => Event::OpenFailed {
+                channel: id,
+                reason: OpenFailureReason::ADMINISTRATIVELY_PROHIBITED,
+                description: format!(
+                    "the peer confirmed the channel with a maximum packet size of \
+                     {max_packet}, not in 1..=2^31"
+                ),
+            },
+        };
+        self.events.push_back(event);
         Ok(())
     }
 
@@ -864,6 +902,7 @@ impl Channels {
             recv,
             ours_pending: 0,
             theirs_pending: 0,
+            bad_confirmation: None,
         })?;
         transport.send(|p| {
             ChannelOpen {

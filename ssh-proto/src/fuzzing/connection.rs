@@ -942,6 +942,13 @@ impl Harness {
                 c.advertised = u64::from(m.initial_window);
                 self.outcome.opened += 1;
             }
+            // A CLOSE we send by ourselves: in answer to the peer's, or for a channel the
+            // peer confirmed with an unusable maximum packet size.
+            Message::ChannelClose(_) => {
+                if let Some(c) = context.and_then(|id| self.live.get_mut(&id)) {
+                    c.close_sent = true;
+                }
+            }
             Message::ChannelWindowAdjust(m) => {
                 let c = context.and_then(|id| self.live.get_mut(&id));
                 let Some(c) = c else {

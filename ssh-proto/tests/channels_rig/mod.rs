@@ -157,6 +157,24 @@ impl Rig {
         self.client_reads()
     }
 
+    /// The client refused what it got with PROTOCOL_ERROR, and the server heard it.
+    #[track_caller]
+    pub fn expect_client_disconnect(&mut self, result: Result<(), Error>) {
+        let e = result.expect_err("the client must end the connection");
+        assert_eq!(
+            e.disconnect_reason(),
+            DisconnectReason::PROTOCOL_ERROR,
+            "{e:?}"
+        );
+        assert!(self.pair.client.transport.is_closed());
+        match self.server_reads() {
+            Err(Error::PeerDisconnected { reason, .. }) => {
+                assert_eq!(reason, DisconnectReason::PROTOCOL_ERROR);
+            }
+            other => panic!("the server must hear a DISCONNECT, got {other:?}"),
+        }
+    }
+
     /// The server refused what it got with PROTOCOL_ERROR, and the client heard it.
     #[track_caller]
     pub fn expect_disconnect(&mut self, result: Result<(), Error>) {
@@ -197,6 +215,23 @@ impl Rig {
         };
         assert_eq!((m.recipient, m.sender), (sender, channel));
         (channel, m.initial_window)
+    }
+
+    /// The client's Channels opens a session and the hand-written server confirms it as
+    /// its channel `sender` with `window` and `max_packet`. Returns the client's id; the
+    /// client has seen nothing yet.
+    pub fn raw_confirmed(&mut self, sender: u32, window: u32, max_packet: u32) -> u32 {
+        let t = &mut self.pair.client.transport;
+        let c = self.client.ch().open(t, &ChannelType::Session).unwrap();
+        self.server_reads().unwrap();
+        let got = self.server.raw.pop().unwrap();
+        let Ok(Message::ChannelOpen(m)) = Message::parse(&got) else {
+            panic!("a CHANNEL_OPEN, got {got:?}");
+        };
+        assert_eq!(m.sender, c);
+        self.raw_to_client(&confirm_msg(c, sender, window, max_packet))
+            .unwrap();
+        c
     }
 
     /// The client opens a session and the server accepts it. Returns (client id, server
@@ -286,6 +321,14 @@ pub fn open_msg(sender: u32, window: u32, max_packet: u32) -> Vec<u8> {
         channel_type: ChannelType::Session,
     }
     .write(&mut p);
+    p
+}
+
+pub fn confirm_msg(recipient: u32, sender: u32, window: u32, max_packet: u32) -> Vec<u8> {
+    let mut p = recipient_msg(MessageNumber::CHANNEL_OPEN_CONFIRMATION, recipient);
+    p.put_u32(sender);
+    p.put_u32(window);
+    p.put_u32(max_packet);
     p
 }
 

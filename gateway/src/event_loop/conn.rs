@@ -170,7 +170,8 @@ pub(crate) trait Role {
         let _ = (core, ctx, channel, sock);
     }
 
-    /// An endpoint in [`Phase::Connecting`] became ready, or its deadline passed.
+    /// An endpoint in [`Phase::Resolving`] got its lookup's answer, or one in
+    /// [`Phase::Connecting`] became ready, or either one's deadline passed.
     fn on_connect_ready(
         &mut self,
         core: &mut Core,

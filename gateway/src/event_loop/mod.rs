@@ -11,11 +11,19 @@
 //! Signals arrive as readiness too (SIGINT and SIGTERM start a drain, SIGCHLD tells the
 //! server a child may have exited, SIGWINCH tells the client the terminal was resized);
 //! the handlers themselves do nothing else.
+//!
+//! Nothing on the loop's thread may block, and a name lookup does: the forwarding server
+//! resolves destination names on a few threads of their own ([`resolve`]), and the
+//! loop's waker brings each answer back to the endpoint that waits for it.
 
 pub mod client;
 mod conn;
+mod dial;
 mod endpoint;
 pub mod listen;
+#[cfg(test)]
+mod lookup_tests;
+pub mod resolve;
 pub mod server;
 mod sock;
 
@@ -33,6 +41,8 @@ use slab::Slab;
 use ssh_proto::msg::DisconnectReason;
 
 use conn::{Core, Ctx, End, Role};
+use dial::Dial;
+use resolve::Resolve;
 use sock::{Phase, Sock};
 
 /// How long a drain after SIGINT or SIGTERM may take before every connection is cut.
@@ -138,6 +148,8 @@ pub struct EventLoop {
     startups: usize,
     /// A forwards-only client that makes its connection again when it is lost.
     reconnect: Option<client::Reconnect>,
+    /// The threads that look up the server's destination names.
+    resolver: resolve::Pool,
     now: Instant,
 }
 
@@ -178,12 +190,20 @@ impl EventLoop {
             scratch: vec![0; SCRATCH],
             signals,
             stop_flag: Arc::new(AtomicBool::new(false)),
-            waker,
             draining: None,
             startups: 0,
             reconnect: None,
+            resolver: resolve::Pool::new(Arc::clone(&waker)),
+            waker,
             now: Instant::now(),
         })
+    }
+
+    /// Looks up the forwarding server's destination names with `resolver` instead of the
+    /// system's, from the next lookup on. Its calls may block: they are made on the
+    /// loop's lookup threads.
+    pub fn set_resolver(&mut self, resolver: Arc<dyn Resolve>) {
+        self.resolver.set_resolver(resolver);
     }
 
     /// A handle that stops this loop from another thread.
@@ -307,7 +327,30 @@ impl EventLoop {
             (Some(Kind::Sock), i) => self.on_sock_event(i, readable, writable),
             (Some(Kind::Listener), i) => self.accept(i),
             (Some(Kind::Signal), _) => self.on_signals(),
-            (Some(Kind::Waker), _) | (None, _) => {}
+            (Some(Kind::Waker), _) => self.take_lookups(),
+            (None, _) => {}
+        }
+    }
+
+    /// Hands each finished name lookup to the endpoint waiting for it, which starts
+    /// connecting. An answer whose endpoint is gone, or whose slot now holds another
+    /// endpoint (a lookup number that is not the one asked for), is dropped.
+    fn take_lookups(&mut self) {
+        for answer in self.resolver.take_answers() {
+            let i = answer.sock;
+            let Some(sock) = self.socks.get_mut(i) else {
+                continue;
+            };
+            let Phase::Resolving { deadline } = sock.phase else {
+                continue;
+            };
+            if sock.lookup.as_ref().is_none_or(|t| t.id() != answer.id) {
+                continue;
+            }
+            sock.lookup = None;
+            sock.dial = Some(Box::new(Dial::from_lookup(answer.result, deadline)));
+            let ci = sock.conn;
+            self.with_conn(ci, |core, role, ctx| role.on_connect_ready(core, ctx, i));
         }
     }
 
@@ -434,7 +477,8 @@ impl EventLoop {
                 let ci = sock.conn;
                 self.with_conn(ci, |core, role, ctx| role.on_connect_ready(core, ctx, i));
             }
-            Phase::Opening => {}
+            // No socket yet, or the peer's answer to our open is awaited.
+            Phase::Resolving { .. } | Phase::Opening => {}
             Phase::Open => {
                 let ci = sock.conn;
                 self.with_conn(ci, |core, _, ctx| {
@@ -506,7 +550,8 @@ impl EventLoop {
                     let Some(sock) = self.socks.get(i) else {
                         continue;
                     };
-                    if let Phase::Connecting { deadline } = sock.phase
+                    if let Phase::Resolving { deadline } | Phase::Connecting { deadline } =
+                        sock.phase
                         && deadline <= self.now
                     {
                         let ci = sock.conn;

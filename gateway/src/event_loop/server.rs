@@ -2,17 +2,23 @@
 //! `authorized_keys` file, then `direct-tcpip` to permitted destinations and, when
 //! allowed, `exec`. Everything else is refused.
 //!
+//! A `direct-tcpip` destination written as an address is connected to at once; a name is
+//! looked up on the loop's lookup threads while the channel waits unconfirmed, so a slow
+//! resolver holds up that channel alone. Every address the name has is tried in turn, as
+//! sshd does, within the one connect timeout.
+//!
 //! Log lines are one per event, `key=value` after a short verb, so that grep and
 //! journald handle them: `connect`, `auth`, `channel`, `close`.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use mio::Registry;
 use ssh_proto::auth::msg::Method;
 use ssh_proto::auth::server::{AuthLimits, Outcome, ServerAuth, ServerAuthEvent};
 use ssh_proto::authorized_keys::{AuthorizedKeys, ClientInfo, KeyOptions, LookupError};
@@ -28,8 +34,10 @@ use ssh_proto::role::Role as SshRole;
 use ssh_proto::transport::{Event as TransportEvent, Transport};
 
 use super::conn::{Core, Ctx, End, Role};
+use super::dial::{Dial, ip_literal};
 use super::endpoint::{Endpoint, Io, Pipe, Socket};
 use super::listen::Accepted;
+use super::resolve::Lookups;
 use super::sock::{Phase, Sock};
 use crate::rng::OsRng;
 
@@ -47,7 +55,8 @@ pub struct Settings {
     pub policy: Arc<ServerPolicy>,
     /// Unauthenticated connections at most; more are closed as they arrive.
     pub max_startups: usize,
-    /// How long an outgoing connect for `direct-tcpip` may take.
+    /// How long an outgoing connect for `direct-tcpip` may take, from the open to the
+    /// connected socket: the name lookup and every address tried count against it.
     pub connect_timeout: Duration,
 }
 
@@ -76,6 +85,8 @@ pub(crate) struct ServerRole {
     login: Option<Login>,
     sessions: HashMap<u32, Session>,
     poll_children_at: Option<Instant>,
+    /// Where destination names are looked up.
+    lookups: Lookups,
 }
 
 impl std::fmt::Debug for ServerRole {
@@ -120,6 +131,7 @@ impl super::EventLoop {
             login: None,
             sessions: HashMap::new(),
             poll_children_at: None,
+            lookups: self.resolver.lookups(),
         };
         if let Err(e) = self.add_conn(core, Box::new(role), true) {
             log::warn!("close from={peer} reason=\"{e}\"");
@@ -225,41 +237,69 @@ impl ServerRole {
                 "bad port",
             );
         };
-        // Name lookup blocks the loop; destinations are usually addresses or names in
-        // /etc/hosts, and a resolver thread is not worth its weight yet.
-        let addr = match (host.as_str(), port16).to_socket_addrs() {
-            Ok(mut addrs) => addrs.next(),
-            Err(_) => None,
-        };
-        let Some(addr) = addr else {
-            return refuse(
-                core,
-                OpenFailureReason::CONNECT_FAILED,
-                "name lookup failed",
-            );
-        };
-        let stream = match mio::net::TcpStream::connect(addr) {
-            Ok(s) => s,
-            Err(e) => return refuse(core, OpenFailureReason::CONNECT_FAILED, &e.to_string()),
-        };
-        let _ = stream.set_nodelay(true);
+        let deadline = ctx.now + self.settings.connect_timeout;
         let label = format!("direct-tcpip to={host}:{port} origin={origin}");
-        let sock = Sock::new(
-            Endpoint::socket(Socket::Tcp(stream)),
+        // The endpoint gets its socket when a connect starts.
+        let no_socket = Endpoint::new(Io::Pipes {
+            up: [None, None],
+            down: [None, None],
+        });
+        let mut sock = Sock::new(
+            no_socket,
             ctx.index,
             channel,
-            Phase::Connecting {
-                deadline: ctx.now + self.settings.connect_timeout,
-            },
+            Phase::Resolving { deadline },
             label,
         );
-        match ctx.add_sock(sock) {
-            Ok(i) => {
-                core.bindings.insert(channel, i);
-                Ok(())
-            }
-            Err(e) => refuse(core, OpenFailureReason::RESOURCE_SHORTAGE, &e.to_string()),
+        let literal = ip_literal(&host);
+        if let Some(ip) = literal {
+            let addrs = vec![SocketAddr::new(ip, port16)];
+            sock.dial = Some(Box::new(Dial::new(addrs, deadline)));
         }
+        let i = match ctx.add_sock(sock) {
+            Ok(i) => i,
+            Err(e) => return refuse(core, OpenFailureReason::RESOURCE_SHORTAGE, &e.to_string()),
+        };
+        if literal.is_none() {
+            match self.lookups.submit(&host, port16, i) {
+                Ok(ticket) => {
+                    if let Some(sock) = ctx.socks.get_mut(i) {
+                        sock.lookup = Some(ticket);
+                    }
+                    ctx.new_timers.push((deadline, i));
+                }
+                Err(why) => {
+                    ctx.socks.remove(i);
+                    return refuse(core, OpenFailureReason::RESOURCE_SHORTAGE, &why.to_string());
+                }
+            }
+        }
+        core.bindings.insert(channel, i);
+        // An address starts connecting now; a name when its lookup answers.
+        self.on_connect_ready(core, ctx, i)
+    }
+
+    /// The outgoing connect of endpoint `i` succeeded: the channel is confirmed and data
+    /// starts to flow.
+    fn connected(&mut self, core: &mut Core, ctx: &mut Ctx<'_>, i: usize) -> Result<(), End> {
+        let Some(sock) = ctx.socks.get_mut(i) else {
+            return Ok(());
+        };
+        sock.phase = Phase::Open;
+        if let Some(addr) = sock.dial.take().and_then(|d| d.trying()) {
+            log::debug!("{}: connected to {addr}", sock.label);
+        }
+        log::info!(
+            "channel from={} user={} type={} result=accepted",
+            self.peer,
+            self.user(),
+            sock.label
+        );
+        if let Some(channels) = core.channels.as_mut() {
+            channels.accept(&mut core.transport, sock.channel)?;
+        }
+        core.queue(i, sock);
+        core.sock_writable(ctx, i)
     }
 
     /// Opens a channel the policy allowed.
@@ -493,6 +533,40 @@ impl ServerRole {
     }
 }
 
+/// Starts a non-blocking connect to the next address of the endpoint's dial, in a new
+/// socket that replaces the endpoint's descriptor, and sets the timer at which that
+/// address is given up. The last error when no address is left to try.
+fn start_connect(
+    registry: &Registry,
+    sock: &mut Sock,
+    index: usize,
+    now: Instant,
+    timers: &mut Vec<(Instant, usize)>,
+) -> Result<(), String> {
+    let Some(dial) = sock.dial.as_mut() else {
+        return Err("no address to connect to".to_owned());
+    };
+    loop {
+        let attempt = dial.start(now, mio::net::TcpStream::connect)?;
+        log::debug!("{}: connecting to {}", sock.label, attempt.addr);
+        let _ = attempt.conn.set_nodelay(true);
+        sock.ep.deregister(registry);
+        sock.ep = Endpoint::socket(Socket::Tcp(attempt.conn));
+        if let Err(e) = sock
+            .ep
+            .register(registry, super::token(super::Kind::Sock, index))
+        {
+            dial.failed(e.to_string());
+            continue;
+        }
+        sock.phase = Phase::Connecting {
+            deadline: attempt.give_up,
+        };
+        timers.push((attempt.give_up, index));
+        return Ok(());
+    }
+}
+
 /// The exit-status (or exit-signal) request for a finished command (RFC 4254 section
 /// 6.10).
 fn exit_body(status: std::process::ExitStatus) -> ChannelRequestBody<'static> {
@@ -699,6 +773,10 @@ impl Role for ServerRole {
         self.reap(core, ctx)
     }
 
+    /// Moves an outgoing connect on: a lookup that answered starts connecting to its
+    /// first address, an address that failed or ran out of time gives way to the next,
+    /// and a connected socket confirms the channel. When nothing is left to try, the
+    /// channel is refused as CONNECT_FAILED with the last error.
     fn on_connect_ready(
         &mut self,
         core: &mut Core,
@@ -708,51 +786,58 @@ impl Role for ServerRole {
         let Some(sock) = ctx.socks.get_mut(i) else {
             return Ok(());
         };
-        let Phase::Connecting { deadline } = sock.phase else {
+        let moved = match sock.phase {
+            Phase::Resolving { .. } if sock.dial.is_some() => {
+                start_connect(ctx.registry, sock, i, ctx.now, &mut ctx.new_timers)
+            }
+            Phase::Resolving { deadline } if ctx.now >= deadline => {
+                Err("name lookup timed out".to_owned())
+            }
+            Phase::Connecting { deadline } => {
+                let failure = match sock.ep.take_connect_error() {
+                    Ok(Some(e)) | Err(e) => e.to_string(),
+                    Ok(None) if sock.ep.is_connected() => return self.connected(core, ctx, i),
+                    Ok(None) if ctx.now >= deadline => "connect timed out".to_owned(),
+                    Ok(None) => return Ok(()),
+                };
+                match sock.dial.as_mut() {
+                    Some(dial) => {
+                        log::debug!(
+                            "{}: connect to {} failed: {failure}",
+                            sock.label,
+                            dial.trying()
+                                .map_or_else(|| "-".to_owned(), |a| a.to_string())
+                        );
+                        dial.failed(failure);
+                        start_connect(ctx.registry, sock, i, ctx.now, &mut ctx.new_timers)
+                    }
+                    None => Err(failure),
+                }
+            }
+            Phase::Resolving { .. } | Phase::Opening | Phase::Open | Phase::Orphan => Ok(()),
+        };
+        let Err(why) = moved else {
             return Ok(());
         };
+        log::info!(
+            "channel from={} user={} type={} result=failed reason=\"{why}\"",
+            self.peer,
+            self.user(),
+            sock.label
+        );
         let channel = sock.channel;
-        let failure = match sock.ep.take_connect_error() {
-            Ok(Some(e)) | Err(e) => Some(e.to_string()),
-            Ok(None) if sock.ep.is_connected() => None,
-            Ok(None) if ctx.now >= deadline => Some("connect timed out".to_owned()),
-            Ok(None) => return Ok(()),
-        };
-        let label = sock.label.clone();
-        match failure {
-            None => {
-                sock.phase = Phase::Open;
-                log::info!(
-                    "channel from={} user={} type={label} result=accepted",
-                    self.peer,
-                    self.user()
-                );
-                if let Some(channels) = core.channels.as_mut() {
-                    channels.accept(&mut core.transport, channel)?;
-                }
-                core.queue(i, sock);
-                core.sock_writable(ctx, i)
-            }
-            Some(why) => {
-                log::info!(
-                    "channel from={} user={} type={label} result=failed reason=\"{why}\"",
-                    self.peer,
-                    self.user()
-                );
-                let mut sock = ctx.socks.remove(i);
-                sock.ep.deregister(ctx.registry);
-                core.bindings.remove(&channel);
-                if let Some(channels) = core.channels.as_mut() {
-                    channels.reject(
-                        &mut core.transport,
-                        channel,
-                        OpenFailureReason::CONNECT_FAILED,
-                        &why,
-                    )?;
-                }
-                Ok(())
-            }
+        let mut sock = ctx.socks.remove(i);
+        sock.ep.deregister(ctx.registry);
+        core.bindings.remove(&channel);
+        if let Some(channels) = core.channels.as_mut() {
+            channels.reject(
+                &mut core.transport,
+                channel,
+                OpenFailureReason::CONNECT_FAILED,
+                &why,
+            )?;
         }
+        Ok(())
     }
 
     fn is_authenticated(&self) -> bool {

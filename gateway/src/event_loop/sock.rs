@@ -11,13 +11,19 @@ use std::time::Instant;
 
 use mio::Registry;
 
+use super::dial::Dial;
 use super::endpoint::{Endpoint, Stream};
+use super::resolve::Ticket;
 
 /// Where a bound endpoint's channel stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
+    /// The destination of the peer's open is a name, being looked up on another thread;
+    /// the endpoint has no socket yet and the channel is not confirmed. Fails at the
+    /// deadline, which is also the one for the connect that follows.
+    Resolving { deadline: Instant },
     /// Our outgoing connect for the peer's open has not finished; the channel is not
-    /// confirmed yet. Fails at the deadline.
+    /// confirmed yet. At the deadline this address is given up for the next, if any.
     Connecting { deadline: Instant },
     /// We asked the peer to open the channel and wait for its answer.
     Opening,
@@ -57,6 +63,12 @@ pub(crate) struct Sock {
     pub(crate) close_sent: bool,
     /// For log lines: what this channel is.
     pub(crate) label: String,
+    /// The name lookup in progress, while [`Phase::Resolving`]. Dropping it (with the
+    /// endpoint) withdraws the lookup.
+    pub(crate) lookup: Option<Ticket>,
+    /// The addresses of an outgoing connect and how far through them it is, from the
+    /// lookup's answer (or the address the peer gave) until the connect succeeds.
+    pub(crate) dial: Option<Box<Dial>>,
 }
 
 impl Sock {
@@ -84,6 +96,8 @@ impl Sock {
             hold_close: false,
             close_sent: false,
             label,
+            lookup: None,
+            dial: None,
         }
     }
 

@@ -8,7 +8,7 @@
 //! turn ([`conn::Core::turn`]). A connection that still has work after its turn is served
 //! again on the next turn without waiting, after the others have had theirs.
 //!
-//! Signals arrive as readiness too (SIGINT and SIGTERM start a drain, SIGCHLD tells the
+//! Signals arrive as readiness too (SIGINT, SIGTERM and SIGHUP start a drain, SIGCHLD tells the
 //! server a child may have exited, SIGWINCH tells the client the terminal was resized);
 //! the handlers themselves do nothing else.
 //!
@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
-use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM, SIGWINCH};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGWINCH};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 use ssh_proto::msg::DisconnectReason;
@@ -164,13 +164,13 @@ impl std::fmt::Debug for EventLoop {
 }
 
 impl EventLoop {
-    /// A loop with its own poll. With `signals`, SIGINT and SIGTERM start a drain and
+    /// A loop with its own poll. With `signals`, SIGINT, SIGTERM and SIGHUP start a drain and
     /// SIGCHLD is watched (only one loop per process should take them).
     pub fn new(signals: bool) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let signals = if signals {
-            let mut s = Signals::new([SIGINT, SIGTERM, SIGCHLD, SIGWINCH])?;
+            let mut s = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGWINCH])?;
             registry.register(&mut s, token(Kind::Signal, 0), Interest::READABLE)?;
             Some(s)
         } else {

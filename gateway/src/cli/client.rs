@@ -169,7 +169,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
         home: &home,
     });
 
-    let session = session_kind(&args, &options)?;
+    let mut session = session_kind(&args, &options)?;
     if args.reconnect && session != SessionKind::None {
         return Err("--reconnect keeps forwards up; use it with -N".to_owned());
     }
@@ -192,6 +192,14 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     };
     raise_open_file_limit();
     let mut event_loop = EventLoop::new(true).map_err(|e| format!("event loop: {e}"))?;
+    // The size as it is now that the loop watches SIGWINCH: prompts may have taken a while.
+    if let SessionKind::Session {
+        pty: Some((_, size)),
+        ..
+    } = &mut session
+    {
+        *size = terminal_size();
+    }
     let setup = ClientSetup {
         host: host_arg.clone(),
         session: session.clone(),

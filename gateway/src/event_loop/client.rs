@@ -108,6 +108,10 @@ pub(crate) struct ClientRole {
     /// Our session requests waiting for replies, oldest first: replies come in request
     /// order (RFC 4254 section 5.4).
     replies: VecDeque<&'static str>,
+    /// `pty-req` has gone out, so a new terminal size can follow it.
+    pty_requested: bool,
+    /// The terminal was resized before `pty-req` went out: the size then may be stale.
+    resized_early: bool,
 }
 
 /// `ServerAliveInterval` bookkeeping.
@@ -244,6 +248,8 @@ impl super::EventLoop {
             done: false,
             alive,
             replies: VecDeque::new(),
+            pty_requested: false,
+            resized_early: false,
         };
         let index = self
             .add_conn(core, Box::new(role), false)
@@ -398,6 +404,10 @@ impl ClientRole {
             });
             channels.request(&mut core.transport, channel, &body, true)?;
             self.replies.push_back("PTY allocation");
+            self.pty_requested = true;
+            if self.resized_early {
+                send_window_change(channels, &mut core.transport, channel)?;
+            }
         }
         self.replies
             .push_back(if command.is_some() { "exec" } else { "shell" });
@@ -447,6 +457,24 @@ pub fn terminal_size() -> TerminalSize {
         rows: size.map_or(24, |s| u32::from(s.ws_row)),
         width_px: size.map_or(0, |s| u32::from(s.ws_xpixel)),
         height_px: size.map_or(0, |s| u32::from(s.ws_ypixel)),
+    }
+}
+
+/// Tells the server the terminal's size now (RFC 4254 section 6.7). A session channel
+/// that is already closing needs no size: that is not an error.
+fn send_window_change(
+    channels: &mut Channels,
+    transport: &mut ssh_proto::transport::Transport,
+    channel: u32,
+) -> Result<(), End> {
+    let body = ChannelRequestBody::WindowChange(terminal_size());
+    match channels.request(transport, channel, &body, false) {
+        Ok(()) => Ok(()),
+        Err(ssh_proto::Error::Misuse(why)) => {
+            log::debug!("channel {channel}: window-change not sent: {why}");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -722,22 +750,19 @@ impl Role for ClientRole {
         Ok(())
     }
 
+    /// A channel request takes no window (RFC 4254 section 5.2 counts only data), so
+    /// a resize goes out whatever the session's window is; one that comes before
+    /// `pty-req` is sent right after it.
     fn on_window_size(&mut self, core: &mut Core) -> Result<(), End> {
-        let (Some(channel), SessionKind::Session { pty: Some(_), .. }) =
-            (self.main_channel, &self.setup.session)
-        else {
+        let SessionKind::Session { pty: Some(_), .. } = &self.setup.session else {
             return Ok(());
         };
-        if let Some(channels) = core.channels.as_mut()
-            && channels.window(channel) > 0
-        {
-            let size = terminal_size();
-            channels.request(
-                &mut core.transport,
-                channel,
-                &ChannelRequestBody::WindowChange(size),
-                false,
-            )?;
+        let (Some(channel), true) = (self.main_channel, self.pty_requested) else {
+            self.resized_early = true;
+            return Ok(());
+        };
+        if let Some(channels) = core.channels.as_mut() {
+            send_window_change(channels, &mut core.transport, channel)?;
         }
         Ok(())
     }

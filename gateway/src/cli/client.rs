@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use gateway::connect;
 use gateway::event_loop::EventLoop;
-use gateway::event_loop::client::{ClientSetup, Listen, LocalForward, SessionKind, terminal_size};
+use gateway::event_loop::client::{
+    ClientSetup, Listen, LocalForward, Pty, SessionKind, terminal_size,
+};
 use gateway::event_loop::listen::{Target, raise_open_file_limit};
 use gateway::forward_spec::{Bind, ForwardSpec, Listen as SpecListen, StdioForward};
 use gateway::hostkeys::home_dir;
@@ -20,7 +22,7 @@ use gateway::options::{ClientOptions, Tokens};
 use gateway::prompt::Prompter;
 use gateway::ssh_config::{ConfigSource, Query, RequestTty, SshConfig, local_user};
 
-use super::tty::RawMode;
+use super::tty::{RawMode, terminal_modes};
 
 pub const USAGE: &str =
     "usage: gateway [-NTtqv] [-p PORT] [-l USER] [-i FILE]... [-F FILE] [-o KEY=VALUE]...
@@ -193,12 +195,8 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     raise_open_file_limit();
     let mut event_loop = EventLoop::new(true).map_err(|e| format!("event loop: {e}"))?;
     // The size as it is now that the loop watches SIGWINCH: prompts may have taken a while.
-    if let SessionKind::Session {
-        pty: Some((_, size)),
-        ..
-    } = &mut session
-    {
-        *size = terminal_size();
+    if let SessionKind::Session { pty: Some(pty), .. } = &mut session {
+        pty.size = terminal_size();
     }
     let setup = ClientSetup {
         host: host_arg.clone(),
@@ -258,8 +256,12 @@ fn session_kind(args: &Args, options: &ClientOptions) -> Result<SessionKind, Str
         },
     };
     let pty = if want && (stdin_tty || args.force_tty || options.request_tty == RequestTty::Force) {
-        let term = std::env::var("TERM").unwrap_or_else(|_| "vt100".to_owned());
-        Some((term, terminal_size()))
+        // Read before raw mode, so the remote terminal gets the modes the user set.
+        Some(Pty {
+            term: std::env::var("TERM").unwrap_or_else(|_| "vt100".to_owned()),
+            size: terminal_size(),
+            modes: terminal_modes(),
+        })
     } else {
         if want && args.tty == Some(true) {
             eprintln!("Pseudo-terminal will not be allocated because stdin is not a terminal.");

@@ -20,7 +20,7 @@ use ssh_proto::connection::channels::{
 };
 use ssh_proto::connection::msg::{
     ChannelRequestBody, ChannelType, GlobalRequestBody, OpenFailureReason, PtyRequest,
-    TerminalModes, TerminalSize,
+    TerminalModes, TerminalOpcode, TerminalSize,
 };
 use ssh_proto::msg::DisconnectReason;
 use ssh_proto::transport::Event as TransportEvent;
@@ -62,11 +62,22 @@ pub enum SessionKind {
     /// A command with `exec`, or a shell when `command` is `None`.
     Session {
         command: Option<String>,
-        /// Ask for a pseudo-terminal: the terminal type and size.
-        pty: Option<(String, TerminalSize)>,
+        /// Ask for a pseudo-terminal.
+        pty: Option<Pty>,
     },
     /// `-W host:port`: the standard streams carried to the target.
     Stdio(Target),
+}
+
+/// The pseudo-terminal a session asks for (RFC 4254 section 6.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pty {
+    /// The terminal type, as `TERM` names it.
+    pub term: String,
+    pub size: TerminalSize,
+    /// The local terminal's modes (RFC 4254 section 8), so the remote one behaves the
+    /// same; empty leaves the server's defaults. Every opcode must take an argument.
+    pub modes: Vec<(TerminalOpcode, u32)>,
 }
 
 /// What the client asks of the connection.
@@ -395,12 +406,16 @@ impl ClientRole {
         let Some(channels) = core.channels.as_mut() else {
             return Ok(());
         };
-        if let Some((term, size)) = pty {
-            // The server's default terminal modes are used: none are sent.
+        if let Some(pty) = pty {
+            let mut encoded = Vec::new();
+            TerminalModes::encode(pty.modes.iter().copied(), &mut encoded)
+                .map_err(|e| End::Local(format!("pty-req: {e}")))?;
+            let modes =
+                TerminalModes::parse(&encoded).map_err(|e| End::Local(format!("pty-req: {e}")))?;
             let body = ChannelRequestBody::PtyReq(PtyRequest {
-                term: term.as_bytes(),
-                size: *size,
-                modes: TerminalModes::NONE,
+                term: pty.term.as_bytes(),
+                size: pty.size,
+                modes,
             });
             channels.request(&mut core.transport, channel, &body, true)?;
             self.replies.push_back("PTY allocation");

@@ -275,13 +275,22 @@ impl ChannelPath {
             server,
             now,
         } = connected(provider(name), cipher, None);
+        // A budget that gives every channel its whole default window, so the rows measure
+        // the per-packet cost of the channel path rather than how a tight budget is shared.
+        let config = || {
+            let mut config = ChannelsConfig::default();
+            config.budget = config
+                .budget
+                .max(count as u64 * u64::from(config.window.initial));
+            config
+        };
         let mut client = End {
             transport: client,
-            channels: Channels::new(ChannelsConfig::default()).unwrap(),
+            channels: Channels::new(config()).unwrap(),
         };
         let mut server = End {
             transport: server,
-            channels: Channels::new(ChannelsConfig::default()).unwrap(),
+            channels: Channels::new(config()).unwrap(),
         };
 
         let ours: Vec<u32> = (0..count)

@@ -19,7 +19,12 @@
 //! - hold 1,000 `-L` connections open at once, all carried through to the echo service
 //!   before any data moves, each echoing 64 KiB, every byte compared, all of them still
 //!   open when the last one has been checked, then all closing cleanly;
-//! - carry a stdio stream with `-W`: 1 MiB in on stdin, the same bytes out on stdout.
+//! - carry a stdio stream with `-W`: 1 MiB in on stdin, the same bytes out on stdout;
+//! - forward Unix sockets with `-L` on either side (`-L PATH:HOST:PORT` listens on a local
+//!   socket; `-L PORT:PATH` opens `direct-streamlocal@openssh.com` to a socket on the
+//!   server), 1 MiB each way through each, compared by SHA-256. Dropbear has no
+//!   streamlocal channels, so against it the second must be refused and the client
+//!   must live on.
 //!
 //! Dropbear 2022.83 allows at most 1,000 channels per connection (`MAX_CHANNELS` in its
 //! `sysoptions.h`), exactly the number the concurrency cell opens, so no cell waits for a
@@ -31,8 +36,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, mpsc};
@@ -101,6 +107,8 @@ struct Bastion {
     key: KeyPair,
     /// True when our client must start the rekeys (the server will not by itself).
     client_rekeys: bool,
+    /// The server opens `direct-streamlocal@openssh.com` channels.
+    streamlocal: bool,
     /// The server, dropped before the account it runs sessions as, if any.
     server: Server,
     _user: Option<SystemUser>,
@@ -132,6 +140,7 @@ impl Bastion {
             known_hosts: sshd.known_hosts_path(),
             key,
             client_rekeys: false,
+            streamlocal: true,
             server: Server::Sshd(sshd),
             _user: None,
             dir,
@@ -153,6 +162,7 @@ impl Bastion {
             known_hosts: dropbear.known_hosts_path(),
             key,
             client_rekeys: true,
+            streamlocal: false,
             server: Server::Dropbear(dropbear),
             _user: Some(user),
             dir,
@@ -651,6 +661,139 @@ fn stdio_cell(bastion: &Bastion) -> Result<String, String> {
     Ok(format!("1 MiB SHA-256 equal in {:.1?}", out.elapsed))
 }
 
+/// An echo service on a Unix socket at `path`, a thread per connection.
+fn unix_echo_service(path: &Path) {
+    let listener = UnixListener::bind(path).expect("bind the Unix echo socket");
+    thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            thread::spawn(move || {
+                let mut buf = vec![0u8; 64 << 10];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = stream.shutdown(Shutdown::Write);
+            });
+        }
+    });
+}
+
+/// Sends `bytes` through a Unix socket stream while reading the echo back; the SHA-256
+/// of what was sent and of what came back.
+fn unix_echo_through(stream: UnixStream, bytes: usize) -> Result<(String, String), String> {
+    stream
+        .set_read_timeout(Some(RUN_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let input = data(bytes, 0x5eed);
+    let sent = sha256_hex(&input);
+    let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
+    let sender = thread::spawn(move || {
+        let result = writer.write_all(&input);
+        let _ = writer.shutdown(Shutdown::Write);
+        result
+    });
+    let mut back = Vec::with_capacity(bytes);
+    (&stream)
+        .read_to_end(&mut back)
+        .map_err(|e| format!("read after {} of {bytes} bytes: {e}", back.len()))?;
+    sender
+        .join()
+        .map_err(|_| "the writer panicked".to_owned())?
+        .map_err(|e| format!("write: {e}"))?;
+    Ok((sent, sha256_hex(&back)))
+}
+
+/// `-L PATH:HOST:PORT` and `-L PORT:PATH`: a local Unix socket listener carried to a TCP
+/// echo, and a TCP listener carried to a Unix socket echo on the server.
+fn unix_cell(bastion: &Bastion) -> Result<String, String> {
+    let sockets = TempDir::new("unix-forward");
+    let echo = echo_service();
+
+    // A local socket, forwarded to TCP.
+    let local = sockets.join("local.sock");
+    let spec = format!("{}:127.0.0.1:{echo}", local.display());
+    let mut command = bastion.client(&["-N", "-L", &spec]);
+    command
+        .arg("127.0.0.1")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut client = Reaper::spawn(&mut command, "the gateway client");
+    let deadline = Instant::now() + LISTEN_TIMEOUT;
+    let stream = loop {
+        match UnixStream::connect(&local) {
+            Ok(stream) => break stream,
+            Err(_) if client.alive() && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "the client is not listening on {}: {e}; stderr:\n{}",
+                    local.display(),
+                    client.stderr_after_exit()
+                ));
+            }
+        }
+    };
+    let (sent, received) = unix_echo_through(stream, STDIO_BYTES)?;
+    if sent != received {
+        return Err(format!(
+            "from a local socket: SHA-256 sent {sent}, received {received}"
+        ));
+    }
+    drop(client);
+    let mut report = "local socket to TCP: 1 MiB SHA-256 equal".to_owned();
+
+    // A TCP listener, forwarded to a socket at the server.
+    let remote = sockets.join("remote.sock");
+    unix_echo_service(&remote);
+    let local_port = free_port();
+    let spec = format!("{local_port}:{}", remote.display());
+    let mut command = bastion.client(&["-N", "-L", &spec]);
+    command
+        .arg("127.0.0.1")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut client = Reaper::spawn(&mut command, "the gateway client");
+    let deadline = Instant::now() + LISTEN_TIMEOUT;
+    while !listening(client.id(), local_port) {
+        if !client.alive() || Instant::now() >= deadline {
+            return Err(format!(
+                "the client is not listening on port {local_port}; stderr:\n{}",
+                client.stderr_after_exit()
+            ));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, local_port))
+        .map_err(|e| format!("connect: {e}"))?;
+    if !bastion.streamlocal {
+        // Refused by the server: the local connection is closed, the client lives on.
+        stream
+            .set_read_timeout(Some(RUN_TIMEOUT))
+            .map_err(|e| e.to_string())?;
+        let mut byte = [0u8; 1];
+        return match (&stream).read(&mut byte) {
+            Ok(0) | Err(_) if client.alive() => {
+                report.push_str("; to a server socket: refused, the client lives on");
+                Ok(report)
+            }
+            other => Err(format!(
+                "a refused streamlocal open gave {other:?}, client alive: {}",
+                client.alive()
+            )),
+        };
+    }
+    let (sent, received) = echo_through(stream, STDIO_BYTES, 0x50c);
+    if sent != received {
+        return Err(format!(
+            "to a server socket: SHA-256 sent {sent}, received {received}"
+        ));
+    }
+    report.push_str("; TCP to a server socket: 1 MiB SHA-256 equal");
+    Ok(report)
+}
+
 /// Runs a cell, turning a panic in it (a harness assertion, say) into a failed result.
 fn guarded(cell: impl FnOnce() -> Result<String, String>) -> Result<String, String> {
     catch_unwind(AssertUnwindSafe(cell)).unwrap_or_else(|panic| {
@@ -668,7 +811,7 @@ type Row = (String, &'static str, Result<String, String>);
 /// Every cell against one server, in order.
 fn cells_against(bastion: &Bastion) -> Vec<Row> {
     type Cell = fn(&Bastion) -> Result<String, String>;
-    let cells: [(&str, Cell); 7] = [
+    let cells: [(&str, Cell); 8] = [
         ("hostname", hostname_cell),
         ("exit status", exit_status_cell),
         ("exit signal", exit_signal_cell),
@@ -676,6 +819,7 @@ fn cells_against(bastion: &Bastion) -> Vec<Row> {
         ("-L 64 MiB + rekeys", rekey_transfer_cell),
         ("-L 1,000 at once", concurrent_cell),
         ("-W stdio", stdio_cell),
+        ("-L unix sockets", unix_cell),
     ];
     cells
         .into_iter()

@@ -2,22 +2,26 @@
 //! to a real client's channels over a handshaken connection: what the client is refused
 //! is what it hears on the wire.
 
+#[expect(
+    dead_code,
+    reason = "the rig is shared by the Channels test files, and each uses a part of it"
+)]
+mod channels_rig;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
+use channels_rig::authenticated_pair;
 use ssh_proto::Error;
 use ssh_proto::authorized_keys::KeyOptions;
-use ssh_proto::config::Config;
 use ssh_proto::connection::channels::{Channels, ChannelsConfig, Event};
 use ssh_proto::connection::msg::{
     ChannelRequestBody, ChannelType, GlobalRequestBody, OpenFailureReason, PtyRequest,
     TerminalModes, TerminalSize,
 };
 use ssh_proto::connection::policy::{Destination, Grants, Refusal, ServerPolicy, Verdict};
-use ssh_proto::crypto::default_provider;
-use ssh_proto::hostkey::HostKeyPair;
-use ssh_proto::sim::{Cut, Pair, Side};
+use ssh_proto::sim::{Pair, Side};
 use ssh_proto::transport::Transport;
 
 /// The server application: it runs every open and request through its [`Grants`] and
@@ -81,20 +85,7 @@ impl Rig {
     /// A handshaken, authenticated pair whose server applies `policy` to a user who logged
     /// in with a key carrying `key_options`.
     fn new(policy: ServerPolicy, key_options: &str) -> Self {
-        let provider = default_provider();
-        let c = Config {
-            provider,
-            ..Config::default()
-        };
-        let s = Config {
-            provider,
-            host_keys: vec![HostKeyPair::ed25519_from_seed(provider, &[7; 32])],
-            ..Config::default()
-        };
-        let mut pair = Pair::new(Arc::new(c), Arc::new(s), 1, Cut::Whole);
-        pair.handshake().unwrap();
-        pair.client.transport.set_authenticated();
-        pair.server.transport.set_authenticated();
+        let pair = authenticated_pair(1);
         let key = if key_options.is_empty() {
             KeyOptions::default()
         } else {

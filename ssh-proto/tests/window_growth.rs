@@ -13,17 +13,20 @@
 //! debug build, and nothing it checks depends on the cipher.
 #![cfg(feature = "ring")]
 
+#[expect(
+    dead_code,
+    reason = "the rig is shared by the Channels test files, and each uses a part of it"
+)]
+mod channels_rig;
+
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ssh_proto::config::Config;
+use channels_rig::authenticated_pair;
 use ssh_proto::connection::budget::WINDOW_FLOOR;
 use ssh_proto::connection::channels::{Channels, ChannelsConfig, Event, Input};
 use ssh_proto::connection::msg::ChannelType;
-use ssh_proto::crypto::default_provider;
-use ssh_proto::hostkey::HostKeyPair;
-use ssh_proto::sim::{Cut, Pair, Side};
+use ssh_proto::sim::{Pair, Side};
 use ssh_proto::transport;
 
 const MIB: u64 = 1 << 20;
@@ -114,20 +117,7 @@ impl Net {
     /// A handshaken pair with `config` on both sides and a link of `rate` bytes per second
     /// and `rtt` round trip.
     fn new(config: ChannelsConfig, rate: u64, rtt: Duration) -> Self {
-        let provider = default_provider();
-        let c = Config {
-            provider,
-            ..Config::default()
-        };
-        let s = Config {
-            provider,
-            host_keys: vec![HostKeyPair::ed25519_from_seed(provider, &[7; 32])],
-            ..Config::default()
-        };
-        let mut pair = Pair::new(Arc::new(c), Arc::new(s), 3, Cut::Whole);
-        pair.handshake().unwrap();
-        pair.client.transport.set_authenticated();
-        pair.server.transport.set_authenticated();
+        let pair = authenticated_pair(3);
         let now = pair.now;
         Self {
             pair,

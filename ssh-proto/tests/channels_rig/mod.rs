@@ -1,6 +1,8 @@
 //! The rig for the Channels tests: a handshaken simulator pair in which either side runs
 //! [`Channels`] or is written by hand, sending raw connection messages and keeping every
-//! payload it receives. Shared by the Channels test files, each of which uses a part.
+//! payload it receives. Shared by the Channels test files, each of which uses a part; the
+//! pair alone ([`authenticated_pair`]) serves the tests that drive the connection their own
+//! way.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -83,22 +85,8 @@ impl Rig {
 
     /// A handshaken, authenticated pair; `None` for a side written by hand.
     pub fn with(client: Option<ChannelsConfig>, server: Option<ChannelsConfig>) -> Self {
-        let provider = default_provider();
-        let c = Config {
-            provider,
-            ..Config::default()
-        };
-        let s = Config {
-            provider,
-            host_keys: vec![HostKeyPair::ed25519_from_seed(provider, &[7; 32])],
-            ..Config::default()
-        };
-        let mut pair = Pair::new(Arc::new(c), Arc::new(s), 1, Cut::Whole);
-        pair.handshake().unwrap();
-        pair.client.transport.set_authenticated();
-        pair.server.transport.set_authenticated();
         Self {
-            pair,
+            pair: authenticated_pair(1),
             client: Peer::new(client),
             server: Peer::new(server),
         }
@@ -250,6 +238,27 @@ impl Rig {
         assert_eq!(self.client.next_event(), Event::Opened { channel: c });
         (c, s)
     }
+}
+
+/// A simulator pair with the default settings and a fixed Ed25519 host key, handshaken and
+/// marked authenticated, so that the connection layer can start at once; `seed` drives the
+/// pair's randomness.
+pub fn authenticated_pair(seed: u64) -> Pair {
+    let provider = default_provider();
+    let c = Config {
+        provider,
+        ..Config::default()
+    };
+    let s = Config {
+        provider,
+        host_keys: vec![HostKeyPair::ed25519_from_seed(provider, &[7; 32])],
+        ..Config::default()
+    };
+    let mut pair = Pair::new(Arc::new(c), Arc::new(s), seed, Cut::Whole);
+    pair.handshake().unwrap();
+    pair.client.transport.set_authenticated();
+    pair.server.transport.set_authenticated();
+    pair
 }
 
 /// Feeds `wire` to one side: connection messages go to its [`Channels`], data is kept

@@ -134,14 +134,20 @@ impl super::EventLoop {
             lookups: self.resolver.lookups(),
         };
         if let Err(e) = self.add_conn(core, Box::new(role), true) {
-            log::warn!("close from={peer} reason=\"{e}\"");
+            log::warn!(
+                "close from={peer} reason=\"{}\"",
+                e.to_string().escape_debug()
+            );
         }
     }
 }
 
 impl ServerRole {
-    fn user(&self) -> &str {
-        self.login.as_ref().map_or("-", |l| l.user.as_str())
+    /// The logged-in user's name as a log line shows it (see [`log_value`]).
+    fn user(&self) -> String {
+        self.login
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |l| log_value(l.user.as_bytes()))
     }
 
     fn lookup(&self, key: &PublicKey) -> Result<KeyOptions, String> {
@@ -174,9 +180,11 @@ impl ServerRole {
                         }
                         Err(why) => {
                             log::info!(
-                                "auth from={} user={user} method=publickey key=\"{} {fingerprint}\" result=refused reason=\"{why}\"",
+                                "auth from={} user={} method=publickey key=\"{} {fingerprint}\" result=refused reason=\"{}\"",
                                 self.peer,
-                                alg.name()
+                                log_value(user.as_bytes()),
+                                alg.name(),
+                                why.escape_debug()
                             );
                             self.auth.reject(t)?;
                         }
@@ -191,8 +199,9 @@ impl ServerRole {
                     permissions,
                 } => {
                     log::info!(
-                        "auth from={} user={user} method={} key=\"{}\" result=accepted",
+                        "auth from={} user={} method={} key=\"{}\" result=accepted",
                         self.peer,
+                        log_value(user.as_bytes()),
                         method.name(),
                         self.last_key.as_deref().unwrap_or("-")
                     );
@@ -217,10 +226,11 @@ impl ServerRole {
         port: u32,
         origin: &str,
     ) -> Result<(), End> {
+        let shown = log_value(host);
         let host = String::from_utf8_lossy(host).into_owned();
         let refuse = |core: &mut Core, reason: OpenFailureReason, why: &str| -> Result<(), End> {
             log::info!(
-                "channel from={} user={} type=direct-tcpip to={host}:{port} origin={origin} result=refused reason=\"{why}\"",
+                "channel from={} user={} type=direct-tcpip to={shown}:{port} origin={origin} result=refused reason=\"{why}\"",
                 self.peer,
                 self.user()
             );
@@ -238,7 +248,7 @@ impl ServerRole {
             );
         };
         let deadline = ctx.now + self.settings.connect_timeout;
-        let label = format!("direct-tcpip to={host}:{port} origin={origin}");
+        let label = format!("direct-tcpip to={shown}:{port} origin={origin}");
         // The endpoint gets its socket when a connect starts.
         let no_socket = Endpoint::new(Io::Pipes {
             up: [None, None],
@@ -317,7 +327,7 @@ impl ServerRole {
                 originator,
                 originator_port,
             } => {
-                let origin = format!("{}:{originator_port}", String::from_utf8_lossy(&originator));
+                let origin = format!("{}:{originator_port}", log_value(&originator));
                 self.open_direct(core, ctx, channel, &host, port, &origin)
             }
             OwnedChannelType::Session => {
@@ -619,7 +629,7 @@ fn request_name(request: &OwnedRequest) -> String {
         OwnedRequest::Subsystem { .. } => "subsystem".to_owned(),
         OwnedRequest::WindowChange(_) => "window-change".to_owned(),
         OwnedRequest::Signal { .. } => "signal".to_owned(),
-        OwnedRequest::Other { name, .. } => String::from_utf8_lossy(name).into_owned(),
+        OwnedRequest::Other { name, .. } => log_value(name),
         other => format!("{other:?}")
             .split([' ', '{', '('])
             .next()
@@ -630,16 +640,39 @@ fn request_name(request: &OwnedRequest) -> String {
 
 /// ` to=HOST:PORT` for a refused `direct-tcpip` open, so the log says which destination
 /// was refused. The client chose the host, and a malformed one is refused here too, so it
-/// is escaped.
+/// goes through [`log_value`].
 fn refused_destination(kind: &OwnedChannelType) -> String {
     match kind {
         OwnedChannelType::DirectTcpip { host, port, .. } => {
-            format!(
-                " to={}:{port}",
-                String::from_utf8_lossy(host).escape_debug()
-            )
+            format!(" to={}:{port}", log_value(host))
         }
         _ => String::new(),
+    }
+}
+
+/// The longest value a peer chose that a log line shows, in characters.
+const LOG_VALUE_MAX: usize = 128;
+
+/// Bytes the client chose (a host name, an originator address, a channel or request
+/// type), made safe for a `key=value` log line: control characters, backslashes and
+/// quotes escaped, cut to [`LOG_VALUE_MAX`] characters, and quoted when a space or `=`
+/// could otherwise pass for another field. Nothing the client sends can start a line of
+/// its own or forge a field.
+fn log_value(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text
+        .chars()
+        .take(LOG_VALUE_MAX)
+        .collect::<String>()
+        .escape_debug()
+        .collect();
+    if text.chars().count() > LOG_VALUE_MAX {
+        out.push_str("...");
+    }
+    if out.is_empty() || out.contains([' ', '=', '"']) {
+        format!("\"{out}\"")
+    } else {
+        out
     }
 }
 
@@ -654,7 +687,7 @@ fn channel_type_name(kind: &OwnedChannelType) -> String {
         }
         OwnedChannelType::X11 { .. } => "x11".to_owned(),
         OwnedChannelType::AuthAgent => "auth-agent@openssh.com".to_owned(),
-        OwnedChannelType::Other { name, .. } => String::from_utf8_lossy(name).into_owned(),
+        OwnedChannelType::Other { name, .. } => log_value(name),
     }
 }
 
@@ -847,11 +880,13 @@ impl Role for ServerRole {
     fn on_end(&mut self, core: &mut Core, end: &End) {
         let stats = core.transport.stats();
         log::info!(
-            "close from={} user={} bytes_in={} bytes_out={} reason=\"{end}\"",
+            "close from={} user={} bytes_in={} bytes_out={} reason=\"{}\"",
             self.peer,
             self.user(),
             stats.bytes_received,
-            stats.bytes_sent
+            stats.bytes_sent,
+            // A peer's DISCONNECT carries a description of its choosing.
+            end.to_string().escape_debug()
         );
         for session in self.sessions.values_mut() {
             if let Some(child) = session.child.as_mut()
@@ -861,5 +896,26 @@ impl Role for ServerRole {
                 let _ = child.wait();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_value;
+
+    #[test]
+    fn peer_chosen_values_cannot_forge_lines_or_fields() {
+        assert_eq!(log_value(b"db.internal"), "db.internal");
+        assert_eq!(
+            log_value(b"x\nchannel from=1.2.3.4 result=accepted"),
+            "\"x\\nchannel from=1.2.3.4 result=accepted\""
+        );
+        assert_eq!(log_value(b"a b"), "\"a b\"");
+        assert_eq!(log_value(b"\"quoted\""), "\"\\\"quoted\\\"\"");
+        assert_eq!(log_value(b"\x1b[2J"), "\\u{1b}[2J");
+        assert_eq!(log_value(b""), "\"\"");
+        let long = log_value(&[b'a'; 1000]);
+        assert_eq!(long.len(), super::LOG_VALUE_MAX + 3);
+        assert!(!log_value(b"\xff\xfe").contains('\n'));
     }
 }

@@ -23,29 +23,19 @@ use std::time::{Duration, Instant};
 
 use benches::forwarding::lab::Lab;
 use benches::forwarding::{Settings, all_rows, measure, procfs, report, select};
+use benches::harness::Args;
 use benches::machine;
 
 fn main() -> ExitCode {
-    let mut bench = false;
-    let mut quick = false;
-    let mut filters = Vec::new();
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--bench" => bench = true,
-            "--quick" => quick = true,
-            // Flags cargo or libtest conventions may pass; none changes what runs here.
-            other if other.starts_with('-') => {}
-            other => filters.push(other.to_owned()),
-        }
-    }
-    if !bench {
+    let args = Args::from_env();
+    if !args.bench {
         println!(
             "forwarding: needs the release gateway and OpenSSH; run `cargo bench -p benches \
              --bench forwarding` (BENCH_QUICK=1 for a smoke run)"
         );
         return ExitCode::SUCCESS;
     }
-    match run(quick, filters) {
+    match run(args.quick, args.filters) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("forwarding: {e}");

@@ -23,7 +23,7 @@
 use std::hint::black_box;
 
 use aes_gcm::{AeadInOut, KeyInit};
-use benches::harness::{self, Case, Measured, Plan};
+use benches::harness::{self, Args, Case, Measured, Plan};
 use benches::machine;
 use benches::setup::{Connected, connected, direction_keys};
 use ring::aead;
@@ -383,26 +383,15 @@ fn build(kind: Kind) -> Case<'static> {
 }
 
 fn main() {
-    let mut bench = false;
-    let mut quick = false;
-    let mut filters = Vec::new();
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--bench" => bench = true,
-            "--quick" => quick = true,
-            // Flags cargo or libtest conventions may pass; none changes what runs here.
-            other if other.starts_with('-') => {}
-            other => filters.push(other.to_owned()),
-        }
-    }
+    let args = Args::from_env();
 
     let kinds: Vec<Kind> = kinds()
         .into_iter()
-        .filter(|&kind| filters.is_empty() || filters.iter().any(|f| name(kind).contains(f)))
+        .filter(|&kind| args.picks(&name(kind)))
         .collect();
     let mut cases: Vec<Case<'_>> = kinds.iter().map(|&kind| build(kind)).collect();
 
-    if !bench {
+    if !args.bench {
         for case in &mut cases {
             case.run_once(TRANSPORT_BATCH + 1);
         }
@@ -414,7 +403,7 @@ fn main() {
         return;
     }
 
-    let plan = if quick { Plan::QUICK } else { Plan::FULL }.with_env();
+    let plan = if args.quick { Plan::QUICK } else { Plan::FULL }.with_env();
     let load_before = machine::load_average();
     let measured = harness::measure(&mut cases, plan);
     let on_cpu = measured.iter().all(|m| !m.cpu.is_empty());

@@ -9,9 +9,49 @@
 //! Each sample is timed twice: by the wall clock, and by the CPU time of the measuring
 //! thread, which leaves out the time other processes held the CPU. Medians and ratios use
 //! the CPU time where the platform gives it.
+//!
+//! It also reads the command line the same way for every benchmark ([`Args`]).
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
+
+/// What a benchmark's command line asks for. `cargo bench` passes `--bench`, and a test
+/// run (`cargo test --all-targets`) does not, so a benchmark without it only checks that
+/// its cases work; `--quick` asks for a short, noisier run; a word without a dash picks
+/// the rows whose names hold it. Other flags, which cargo or libtest conventions may pass,
+/// change nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Args {
+    pub bench: bool,
+    pub quick: bool,
+    pub filters: Vec<String>,
+}
+
+impl Args {
+    /// This process's arguments.
+    pub fn from_env() -> Self {
+        Self::parse(std::env::args().skip(1))
+    }
+
+    /// `args`, the program's name left out.
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Self {
+        let mut parsed = Self::default();
+        for arg in args {
+            match arg.as_str() {
+                "--bench" => parsed.bench = true,
+                "--quick" => parsed.quick = true,
+                other if other.starts_with('-') => {}
+                _ => parsed.filters.push(arg),
+            }
+        }
+        parsed
+    }
+
+    /// Whether the row `name` runs: every row when no word was given.
+    pub fn picks(&self, name: &str) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
+    }
+}
 
 /// How long each case warms up and how its samples are taken.
 #[derive(Clone, Copy, Debug)]
@@ -292,6 +332,15 @@ pub fn median(values: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arguments_pick_the_mode_and_the_rows() {
+        let args = Args::parse(["--bench", "--nocapture", "aes", "--quick"].map(String::from));
+        assert!(args.bench && args.quick);
+        assert_eq!(args.filters, ["aes"]);
+        assert!(args.picks("packet aes128-ctr") && !args.picks("packet chacha20"));
+        assert!(Args::parse([]).picks("anything"));
+    }
 
     #[test]
     fn median_of_odd_and_even_counts() {

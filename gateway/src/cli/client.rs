@@ -194,6 +194,10 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     };
     raise_open_file_limit();
     let mut event_loop = EventLoop::new(true).map_err(|e| format!("event loop: {e}"))?;
+    // Like ssh, a client whose terminal hangs up ends (with 255) rather than dying of it.
+    event_loop
+        .watch_hangup()
+        .map_err(|e| format!("event loop: {e}"))?;
     // The size as it is now that the loop watches SIGWINCH: prompts may have taken a while.
     if let SessionKind::Session { pty: Some(pty), .. } = &mut session {
         pty.size = terminal_size();

@@ -8,7 +8,7 @@
 //! turn ([`conn::Core::turn`]). A connection that still has work after its turn is served
 //! again on the next turn without waiting, after the others have had theirs.
 //!
-//! Signals arrive as readiness too (SIGINT, SIGTERM and SIGHUP start a drain, SIGCHLD tells the
+//! Signals arrive as readiness too (SIGINT, SIGTERM and, for the client, SIGHUP start a drain, SIGCHLD tells the
 //! server a child may have exited, SIGWINCH tells the client the terminal was resized);
 //! the handlers themselves do nothing else.
 //!
@@ -163,14 +163,28 @@ impl std::fmt::Debug for EventLoop {
     }
 }
 
+/// Whether this process started with SIGHUP ignored, from the `SigIgn` mask in
+/// `/proc/self/status` (bit 0 is signal 1, SIGHUP); `false` when that cannot be read.
+fn hangup_ignored() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .is_some_and(|mask| mask & 1 != 0)
+}
+
 impl EventLoop {
-    /// A loop with its own poll. With `signals`, SIGINT, SIGTERM and SIGHUP start a drain and
-    /// SIGCHLD is watched (only one loop per process should take them).
+    /// A loop with its own poll. With `signals`, SIGINT and SIGTERM start a drain and
+    /// SIGCHLD and SIGWINCH are watched (only one loop per process should take them).
+    /// SIGHUP is left alone unless [`EventLoop::watch_hangup`] asks for it, so that a
+    /// server started under `nohup` keeps running when its terminal goes.
     pub fn new(signals: bool) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let signals = if signals {
-            let mut s = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGWINCH])?;
+            let mut s = Signals::new([SIGINT, SIGTERM, SIGCHLD, SIGWINCH])?;
             registry.register(&mut s, token(Kind::Signal, 0), Interest::READABLE)?;
             Some(s)
         } else {
@@ -204,6 +218,16 @@ impl EventLoop {
     /// loop's lookup threads.
     pub fn set_resolver(&mut self, resolver: Arc<dyn Resolve>) {
         self.resolver.set_resolver(resolver);
+    }
+
+    /// SIGHUP starts a drain too, as for an interactive client whose terminal went away,
+    /// unless the process was started with SIGHUP ignored (`nohup`), which is left as it
+    /// is, as ssh does. Does nothing on a loop made without signals.
+    pub fn watch_hangup(&mut self) -> io::Result<()> {
+        match &self.signals {
+            Some(signals) if !hangup_ignored() => signals.add_signal(SIGHUP),
+            _ => Ok(()),
+        }
     }
 
     /// A handle that stops this loop from another thread.

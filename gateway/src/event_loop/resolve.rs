@@ -9,8 +9,9 @@
 //! that is gone, or for a slot that now holds another one, is dropped.
 //!
 //! At most [`MAX_OUTSTANDING`] lookups are queued or running at once, for all the loop's
-//! connections together; past that a lookup is refused at once, so channel opens cannot
-//! queue unbounded work. A lookup whose endpoint went away before a worker took it leaves
+//! connections together, and at most [`MAX_PER_CONNECTION`] for any one of them; past
+//! that a lookup is refused at once, so channel opens cannot queue unbounded work, and
+//! one client asking for names that never answer can hold only some of the workers. A lookup whose endpoint went away before a worker took it leaves
 //! the queue. Workers are never joined: one stuck in the system's resolver must not hold
 //! up the end of the loop or the exit of the process. Once the loop is gone each worker
 //! leaves the next time it looks at the queue.
@@ -19,6 +20,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
@@ -27,15 +29,22 @@ use mio::Waker;
 /// Lookups queued or running at once; more are refused with RESOURCE_SHORTAGE.
 pub(crate) const MAX_OUTSTANDING: usize = 1024;
 
-/// Worker threads at most. A few are enough for lookups that are mostly quick, and keep
-/// one slow name from holding up the rest.
-pub(crate) const MAX_WORKERS: usize = 4;
+/// Lookups queued or running at once for one connection. A lookup that is running cannot
+/// be withdrawn and may outlive the connect timeout (a resolver can wait 30 s for a DNS
+/// server that never answers), so this is what keeps one client from taking every worker.
+pub(crate) const MAX_PER_CONNECTION: usize = 16;
+
+/// Worker threads at most: twice [`MAX_PER_CONNECTION`], so one connection's stuck lookups
+/// leave as many workers again for everyone else. They are threads that mostly sleep.
+pub(crate) const MAX_WORKERS: usize = 2 * MAX_PER_CONNECTION;
 
 /// Answers a host name with the addresses to try for it, in order. The call blocks, and
 /// is made on one of the loop's lookup threads, never on the loop's own.
 ///
 /// The forwarding server uses [`SystemResolver`] unless
-/// [`super::EventLoop::set_resolver`] gives it another.
+/// [`super::EventLoop::set_resolver`] gives it another. A resolver that panics answers
+/// an error where panics unwind; the `gateway` binary is built to abort on a panic, so
+/// there it ends the process.
 pub trait Resolve: Send + Sync + std::fmt::Debug {
     /// The addresses of `host` for TCP port `port`, in the order to try them.
     fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>>;
@@ -59,6 +68,15 @@ struct Job {
     sock: usize,
     host: String,
     port: u16,
+    /// The asking connection's count of lookups queued or running.
+    owner: Arc<AtomicUsize>,
+}
+
+impl Job {
+    /// The lookup is over (answered, withdrawn or dropped): the connection may ask again.
+    fn finish(&self) {
+        self.owner.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A finished lookup, for the endpoint in slot `sock` whose lookup number is `id`.
@@ -74,6 +92,8 @@ pub(crate) struct Answer {
 pub(crate) enum Refused {
     /// [`MAX_OUTSTANDING`] lookups are already queued or running.
     Busy,
+    /// [`MAX_PER_CONNECTION`] lookups of this connection are already queued or running.
+    TooMany,
     /// No worker could be started.
     NoThread(io::Error),
     /// The loop is gone.
@@ -84,6 +104,7 @@ impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refused::Busy => write!(f, "too many name lookups in progress"),
+            Refused::TooMany => write!(f, "too many name lookups in progress for this connection"),
             Refused::NoThread(e) => write!(f, "no thread for the name lookup: {e}"),
             Refused::Closed => write!(f, "the server is stopping"),
         }
@@ -129,9 +150,11 @@ pub(crate) struct Pool {
 }
 
 /// What a connection holds to ask for lookups.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Lookups {
     shared: Arc<Shared>,
+    /// This connection's lookups queued or running.
+    mine: Arc<AtomicUsize>,
 }
 
 /// A lookup in progress. Dropping it withdraws the lookup if no worker has taken it yet;
@@ -152,8 +175,10 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
-        if let Some(at) = state.jobs.iter().position(|j| j.id == self.id) {
-            state.jobs.remove(at);
+        if let Some(at) = state.jobs.iter().position(|j| j.id == self.id)
+            && let Some(job) = state.jobs.remove(at)
+        {
+            job.finish();
             state.outstanding -= 1;
         }
     }
@@ -181,9 +206,11 @@ impl Pool {
         }
     }
 
+    /// A new connection's way to ask for lookups, with a count of its own.
     pub(crate) fn lookups(&self) -> Lookups {
         Lookups {
             shared: Arc::clone(&self.shared),
+            mine: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -215,7 +242,9 @@ impl Drop for Pool {
         let mut state = self.shared.lock();
         state.closed = true;
         state.outstanding -= state.jobs.len();
-        state.jobs.clear();
+        for job in state.jobs.drain(..) {
+            job.finish();
+        }
         state.answers.clear();
         drop(state);
         self.shared.work.notify_all();
@@ -229,6 +258,9 @@ impl Lookups {
         let mut state = self.shared.lock();
         if state.closed {
             return Err(Refused::Closed);
+        }
+        if self.mine.load(Ordering::Relaxed) >= MAX_PER_CONNECTION {
+            return Err(Refused::TooMany);
         }
         if state.outstanding >= MAX_OUTSTANDING {
             return Err(Refused::Busy);
@@ -253,7 +285,9 @@ impl Lookups {
             sock,
             host: host.to_owned(),
             port,
+            owner: Arc::clone(&self.mine),
         });
+        self.mine.fetch_add(1, Ordering::Relaxed);
         state.outstanding += 1;
         drop(state);
         self.shared.work.notify_one();
@@ -292,6 +326,7 @@ fn work(shared: &Shared) {
 
         let mut state = shared.lock();
         state.outstanding -= 1;
+        job.finish();
         if state.closed {
             state.workers -= 1;
             return;
@@ -315,8 +350,8 @@ mod tests {
 
     use super::*;
 
-    /// A resolver that answers `127.0.0.1` for every name once the gate opens, and says
-    /// how many lookups are inside it.
+    /// A resolver that answers `127.0.0.1` for every name, names starting `stuck` only
+    /// once the gate opens, and says how many lookups are inside it.
     #[derive(Debug, Default)]
     struct Gate {
         state: Mutex<(bool, usize)>,
@@ -349,11 +384,11 @@ mod tests {
     }
 
     impl Resolve for Gate {
-        fn resolve(&self, _host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
             let mut state = self.state.lock().expect("gate");
             state.1 += 1;
             self.changed.notify_all();
-            while !state.0 {
+            while !state.0 && host.starts_with("stuck") {
                 state = self.changed.wait(state).expect("gate");
             }
             Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
@@ -409,14 +444,24 @@ mod tests {
         let (mut poll, pool) = pool();
         let gate = Arc::new(Gate::default());
         pool.set_resolver(Arc::clone(&gate) as Arc<dyn Resolve>);
-        let lookups = pool.lookups();
-
+        // As many connections as it takes, each asking for all it may.
+        let conns: Vec<Lookups> = (0..MAX_OUTSTANDING / MAX_PER_CONNECTION)
+            .map(|_| pool.lookups())
+            .collect();
         let mut tickets = Vec::new();
-        for i in 0..MAX_OUTSTANDING {
-            tickets.push(lookups.submit("stuck.test", 1, i).expect("under the bound"));
+        for (c, lookups) in conns.iter().enumerate() {
+            for i in 0..MAX_PER_CONNECTION {
+                let slot = c * MAX_PER_CONNECTION + i;
+                tickets.push(
+                    lookups
+                        .submit("stuck.test", 1, slot)
+                        .expect("under the bound"),
+                );
+            }
         }
         gate.wait_inside(MAX_WORKERS);
         assert_eq!(pool.workers(), MAX_WORKERS, "the pool stops growing");
+        let lookups = pool.lookups();
         assert!(matches!(
             lookups.submit("one.more.test", 1, 0),
             Err(Refused::Busy)
@@ -438,6 +483,39 @@ mod tests {
         let want: Vec<u64> = running.iter().map(Ticket::id).collect();
         assert_eq!(ids, want, "only the lookups that were running answer");
         assert_eq!(pool.outstanding(), 0);
+    }
+
+    /// One connection's stuck lookups take at most its share of the workers: its next
+    /// lookup is refused, and another connection's lookups still get answered.
+    #[test]
+    fn one_connection_cannot_take_every_worker() {
+        let (mut poll, pool) = pool();
+        let gate = Arc::new(Gate::default());
+        pool.set_resolver(Arc::clone(&gate) as Arc<dyn Resolve>);
+        let greedy = pool.lookups();
+        let stuck: Vec<Ticket> = (0..MAX_PER_CONNECTION)
+            .map(|i| greedy.submit("stuck.test", 1, i).expect("within its share"))
+            .collect();
+        gate.wait_inside(MAX_PER_CONNECTION);
+        assert!(matches!(
+            greedy.submit("stuck.again.test", 1, 99),
+            Err(Refused::TooMany)
+        ));
+
+        let other = pool.lookups();
+        let ticket = other
+            .submit("quick.test", 2, 100)
+            .expect("another connection");
+        let answers = collect(&mut poll, &pool, 1);
+        assert_eq!((answers[0].sock, answers[0].id), (100, ticket.id()));
+
+        // Once its lookups finish, the first connection may ask again.
+        gate.open();
+        let _ = collect(&mut poll, &pool, MAX_PER_CONNECTION);
+        drop(stuck);
+        greedy
+            .submit("stuck.later.test", 1, 5)
+            .expect("its lookups are over");
     }
 
     /// Closing the pool does not wait for a worker stuck in the resolver, and the worker

@@ -18,6 +18,7 @@ use crate::agent::AgentClient;
 use crate::blocking::{BlockingConn, DriveError};
 use crate::hostkeys::{expand_tilde, home_dir};
 use crate::prompt::Prompter;
+use crate::terminal_text;
 
 /// ssh's NumberOfPasswordPrompts: tries per password and per key passphrase.
 const PROMPT_TRIES: usize = 3;
@@ -214,7 +215,9 @@ impl<'a> Authenticator<'a> {
         loop {
             while let Some(event) = self.auth.poll_event().or_else(|| self.events.pop_front()) {
                 match event {
-                    ClientAuthEvent::Banner(text) => eprint!("{text}"),
+                    ClientAuthEvent::Banner(text) => {
+                        eprint!("{}", terminal_text::safe(&text, true))
+                    }
                     ClientAuthEvent::ServiceAccepted => return Ok(event),
                     other => return Ok(other),
                 }
@@ -431,17 +434,18 @@ impl<'a> Authenticator<'a> {
                         continue;
                     }
                     if !request.name.is_empty() {
-                        eprintln!("{}", request.name);
+                        eprintln!("{}", terminal_text::safe(&request.name, true));
                     }
                     if !request.instruction.is_empty() {
-                        eprintln!("{}", request.instruction);
+                        eprintln!("{}", terminal_text::safe(&request.instruction, true));
                     }
                     let mut answers: Vec<Zeroizing<String>> = Vec::new();
                     for prompt in &request.prompts {
+                        let text = terminal_text::safe(&prompt.text, true);
                         let answer = if prompt.echo {
-                            self.prompter.visible(&prompt.text)
+                            self.prompter.visible(&text)
                         } else {
-                            self.prompter.secret(&prompt.text)
+                            self.prompter.secret(&text)
                         };
                         match answer {
                             Ok(a) => answers.push(a),

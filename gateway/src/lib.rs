@@ -19,3 +19,4 @@ pub mod options;
 pub mod prompt;
 pub mod rng;
 pub mod ssh_config;
+pub mod terminal_text;

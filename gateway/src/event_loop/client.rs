@@ -615,8 +615,9 @@ impl Role for ClientRole {
                 description,
             } => {
                 let line = format!(
-                    "channel {channel}: open failed: {}: {description}",
-                    open_failure_text(reason)
+                    "channel {channel}: open failed: {}: {}",
+                    open_failure_text(reason),
+                    crate::terminal_text::safe(&description, false)
                 );
                 if let Some(i) = core.bindings.remove(&channel)
                     && let Some(mut sock) = ctx.socks.try_remove(i)
@@ -799,10 +800,11 @@ impl Role for ClientRole {
                 reason,
                 description,
             }) => format!(
-                "Received disconnect from {} port {}:{}: {description}",
+                "Received disconnect from {} port {}:{}: {}",
                 core.peer.ip(),
                 core.peer.port(),
-                reason.0
+                reason.0,
+                crate::terminal_text::safe(description, false)
             ),
             End::Local(why) => why.clone(),
             // As ssh words it; the OS's text without Rust's "(os error N)".

@@ -1,10 +1,11 @@
 //! What the forwarding tests share: child processes that die with the test, waiting for a
 //! port, an echo service and a patterned source on threads, this project's forwarding
-//! server and client as processes, bulk transfers checked by SHA-256, and memory read
-//! from `/proc`.
+//! server and client as processes, OpenSSH's client through that server, bulk transfers
+//! checked by SHA-256, and memory read from `/proc`.
 
+use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use gateway::event_loop::listen::tcp_listener;
 use ssh_proto::crypto::{HashAlg, default_provider};
 
-use crate::peers::{self, KeyPair, free_port, gateway_binary};
+use crate::peers::{self, KeyPair, RunOutput, TempDir, free_port, gateway_binary};
 
 /// A child process that is killed and reaped when the test ends, however it ends.
 #[derive(Debug)]
@@ -115,7 +116,14 @@ pub fn loopback_listener() -> TcpListener {
 
 /// An echo service on loopback, one thread per connection; its port.
 pub fn echo_service() -> u16 {
-    let listener = loopback_listener();
+    echo_service_on(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// An echo service on `ip` (`::1` for a destination that only IPv6 reaches), one thread
+/// per connection; its port.
+pub fn echo_service_on(ip: IpAddr) -> u16 {
+    let listener =
+        tcp_listener(SocketAddr::new(ip, 0)).unwrap_or_else(|e| panic!("listen on {ip}: {e}"));
     let port = listener.local_addr().expect("echo address").port();
     thread::spawn(move || {
         for stream in listener.incoming().flatten() {
@@ -368,4 +376,127 @@ pub fn local_forward(key: &Path, port: u16, target: u16, extra: &[&str]) -> (Rea
     let mut client = Reaper::spawn(&mut command, "the gateway client");
     wait_for_port(local, Some(&mut client), "the gateway client");
     (client, local)
+}
+
+/// How long a server may take to log what a client that has ended did.
+const LOG_WAIT: Duration = Duration::from_secs(5);
+
+/// The first line of the log file `log` that holds every one of `needles`, waiting up to
+/// 5 s for it to be written; the error quotes the whole log.
+pub fn log_line(log: &Path, needles: &[&str]) -> Result<String, String> {
+    let deadline = Instant::now() + LOG_WAIT;
+    loop {
+        let text = fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text
+            .lines()
+            .find(|line| needles.iter().all(|n| line.contains(n)))
+        {
+            return Ok(line.to_owned());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "no line of the server's log holds {needles:?}; the log:\n{text}"
+            ));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An OpenSSH client command for `127.0.0.1` on `port` that checks the host key strictly
+/// against `known_hosts`, logs in with `key` only, never prompts and reads no config: the
+/// caller adds `-W`, forwards, the host and a command.
+pub fn openssh_client(ssh: &Path, port: u16, key: &Path, known_hosts: &Path) -> Command {
+    let mut command = Command::new(ssh);
+    command
+        .args(["-F", "/dev/null", "-o", "BatchMode=yes"])
+        .args(["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"])
+        .arg("-i")
+        .arg(key)
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+        .args(["-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"])
+        .args(["-p", &port.to_string()])
+        .env_remove("SSH_AUTH_SOCK");
+    command
+}
+
+/// [`Serve`] for real clients that check its host key: in a folder of its own, with its
+/// log in a file there and a known_hosts file naming its host key.
+#[derive(Debug)]
+pub struct Bastion {
+    // Dropped before the folder it lives in.
+    pub serve: Serve,
+    pub known_hosts: PathBuf,
+    pub log: PathBuf,
+    pub dir: TempDir,
+}
+
+impl Bastion {
+    /// Starts the server in a new folder named after `label`, with `extra` arguments;
+    /// `None` when a peer is missing outside CI.
+    pub fn start(label: &str, extra: &[&str]) -> Option<Bastion> {
+        let dir = TempDir::new(label);
+        let log = dir.join("serve.log");
+        let file = File::create(&log).expect("create the server's log");
+        let serve = Serve::start_with(dir.path(), extra, Stdio::from(file))?;
+        let known_hosts = dir.join("known_hosts");
+        fs::write(&known_hosts, serve.known_hosts_line()).expect("write known_hosts");
+        Some(Bastion {
+            serve,
+            known_hosts,
+            log,
+            dir,
+        })
+    }
+
+    /// The first line of the server's log that holds every one of `needles`, waiting a
+    /// little for it.
+    pub fn log_line(&self, needles: &[&str]) -> Result<String, String> {
+        log_line(&self.log, needles)
+    }
+
+    /// [`openssh_client`] for this server, logging in with its one authorised key.
+    pub fn ssh(&self, ssh: &Path) -> Command {
+        let serve = &self.serve;
+        openssh_client(ssh, serve.port, &serve.key.private_key, &self.known_hosts)
+    }
+}
+
+/// A client's run for a failure message, without its stdout, which may be binary.
+pub fn brief(out: &RunOutput) -> String {
+    let ending = if out.timed_out {
+        "was killed after its timeout".to_owned()
+    } else {
+        format!("exited with {}", out.status)
+    };
+    format!(
+        "`{}` {ending} after {:?}, {} bytes on stdout; stderr:\n{}",
+        out.command,
+        out.elapsed,
+        out.stdout.len(),
+        out.stderr_text()
+    )
+}
+
+/// A stdio forward to an echo service gave back exactly `input`, and the client exited 0.
+pub fn check_echoed(out: &RunOutput, input: &[u8]) -> Result<String, String> {
+    if !out.success() {
+        return Err(format!("the client failed: {}", brief(out)));
+    }
+    let (sent, got) = (sha256_hex(input), sha256_hex(&out.stdout));
+    if sent != got {
+        return Err(format!(
+            "sent {} bytes with SHA-256 {sent}, got {} bytes with {got}: {}",
+            input.len(),
+            out.stdout.len(),
+            brief(out)
+        ));
+    }
+    Ok(format!(
+        "{} KiB echoed, SHA-256 {}.. in {:.2?}",
+        input.len() / 1024,
+        &sent[..12],
+        out.elapsed
+    ))
 }

@@ -13,123 +13,24 @@
 //! - A name whose every address refuses is CONNECT_FAILED with the connect's own error,
 //!   and the server carries on: a later channel through it still works.
 
-use std::fs::{self, File};
-use std::io::{Read, Write};
-use std::net::{Ipv6Addr, Shutdown, SocketAddr, TcpListener, ToSocketAddrs};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use interop::forwarding::{Serve, XorShift, echo_service, sha256_hex};
-use interop::peers::{Cells, OpenSsh, RunOutput, TempDir, free_port, run, run_with_input};
+use interop::forwarding::{Bastion, XorShift, brief, check_echoed, echo_service, echo_service_on};
+use interop::peers::{Cells, OpenSsh, free_port, run, run_with_input};
 
 /// Long enough for the client to finish; one still running is killed and fails.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long the server may take to log what a client that has ended did.
-const LOG_TIMEOUT: Duration = Duration::from_secs(5);
 /// What goes through each stdio forward.
 const STREAM_BYTES: usize = 256 * 1024;
 
-/// An echo service on `[::1]`, a thread per connection; its port.
-fn echo_service_v6() -> u16 {
-    let listener = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).expect("listen on [::1]");
-    let port = listener.local_addr().expect("echo address").port();
-    thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            thread::spawn(move || {
-                let mut buf = vec![0u8; 64 * 1024];
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                let _ = stream.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    port
-}
-
-/// `gateway serve -v` with its log in a file, and a known_hosts file naming its host key.
-struct Bastion {
-    // Dropped before the folder it lives in.
-    serve: Serve,
-    known_hosts: PathBuf,
-    log: PathBuf,
-    _dir: TempDir,
-}
-
-impl Bastion {
-    fn start(extra: &[&str]) -> Option<Bastion> {
-        let dir = TempDir::new("serve-names");
-        let log = dir.join("serve.log");
-        let file = File::create(&log).expect("create the server's log");
-        let serve = Serve::start_with(dir.path(), extra, Stdio::from(file))?;
-        let known_hosts = dir.join("known_hosts");
-        fs::write(&known_hosts, serve.known_hosts_line()).expect("write known_hosts");
-        Some(Bastion {
-            serve,
-            known_hosts,
-            log,
-            _dir: dir,
-        })
-    }
-
-    /// `ssh -W TARGET` through the server, checking its host key strictly, logging in
-    /// with the server's one authorised key, reading no config and never prompting.
-    fn stdio_forward(&self, ssh: &Path, target: &str) -> Command {
-        let mut command = Command::new(ssh);
-        command
-            .args(["-F", "/dev/null", "-o", "BatchMode=yes"])
-            .args(["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"])
-            .arg("-i")
-            .arg(&self.serve.key.private_key)
-            .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
-            .args(["-o", "GlobalKnownHostsFile=/dev/null"])
-            .args(["-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"])
-            .args(["-p", &self.serve.port.to_string()])
-            .args(["-W", target, "127.0.0.1"])
-            .env_remove("SSH_AUTH_SOCK");
-        command
-    }
-
-    /// The first line of the server's log holding every needle, waiting a little for it.
-    fn log_line(&self, needles: &[&str]) -> Result<String, String> {
-        let deadline = Instant::now() + LOG_TIMEOUT;
-        loop {
-            let text = fs::read_to_string(&self.log).unwrap_or_default();
-            if let Some(line) = text
-                .lines()
-                .find(|line| needles.iter().all(|n| line.contains(n)))
-            {
-                return Ok(line.to_owned());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "no line of the server's log holds {needles:?}; the log:\n{text}"
-                ));
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// A client's run for a failure message, without its stdout, which may be binary.
-fn brief(out: &RunOutput) -> String {
-    let ending = if out.timed_out {
-        "was killed after its timeout".to_owned()
-    } else {
-        format!("exited with {}", out.status)
-    };
-    format!(
-        "`{}` {ending} after {:?}, {} bytes on stdout; stderr:\n{}",
-        out.command,
-        out.elapsed,
-        out.stdout.len(),
-        out.stderr_text()
-    )
+/// `ssh -W TARGET` through the server.
+fn stdio_forward(bastion: &Bastion, ssh: &Path, target: &str) -> Command {
+    let mut command = bastion.ssh(ssh);
+    command.args(["-W", target, "127.0.0.1"]);
+    command
 }
 
 /// Runs `ssh -W target` with seeded input; the client must exit 0 having echoed it all,
@@ -145,30 +46,14 @@ fn echoed(
     let mut input = vec![0u8; STREAM_BYTES];
     XorShift(seed | 1).fill(&mut input);
     let out = run_with_input(
-        &mut bastion.stdio_forward(ssh, target),
+        &mut stdio_forward(bastion, ssh, target),
         Some(&input),
         CLIENT_TIMEOUT,
     );
-    if !out.success() {
-        return Err(format!("the client failed: {}", brief(&out)));
-    }
-    let (sent, got) = (sha256_hex(&input), sha256_hex(&out.stdout));
-    if sent != got {
-        return Err(format!(
-            "sent {} bytes with SHA-256 {sent}, got {} bytes with {got}: {}",
-            input.len(),
-            out.stdout.len(),
-            brief(&out)
-        ));
-    }
+    let note = check_echoed(&out, &input)?;
     let to = format!("to={logged} ");
     bastion.log_line(&["type=direct-tcpip", &to, "result=accepted"])?;
-    Ok(format!(
-        "{} KiB echoed, SHA-256 {}.. in {:.2?}",
-        input.len() / 1024,
-        &sent[..12],
-        out.elapsed
-    ))
+    Ok(note)
 }
 
 #[test]
@@ -177,7 +62,7 @@ fn names_are_looked_up_and_every_address_tried() {
         return;
     };
     let echo = echo_service();
-    let echo6 = echo_service_v6();
+    let echo6 = echo_service_on(IpAddr::V6(Ipv6Addr::LOCALHOST));
     // Nothing listens here: the listener that held it is gone.
     let closed = free_port();
     let by_name = format!("localhost:{echo}");
@@ -192,7 +77,7 @@ fn names_are_looked_up_and_every_address_tried() {
         "--permit-open",
         &refusing,
     ];
-    let Some(bastion) = Bastion::start(&extra) else {
+    let Some(bastion) = Bastion::start("serve-names", &extra) else {
         return;
     };
     let name = "ssh OpenSSH_10.0";
@@ -211,7 +96,10 @@ fn names_are_looked_up_and_every_address_tried() {
     let result = echoed(&bastion, &ssh, &by_address, &sent, 0x5eed_0102);
     cells.record(name, "-W [::1] to an echo on ::1", result);
 
-    let out = run(&mut bastion.stdio_forward(&ssh, &refusing), CLIENT_TIMEOUT);
+    let out = run(
+        &mut stdio_forward(&bastion, &ssh, &refusing),
+        CLIENT_TIMEOUT,
+    );
     let stderr = out.stderr_text();
     let result = if out.timed_out || out.status.code() != Some(255) {
         Err(format!("expected exit 255: {}", brief(&out)))

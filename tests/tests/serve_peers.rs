@@ -23,7 +23,7 @@ use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -31,20 +31,18 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use interop::forwarding::{
-    PATTERN_CHUNK, PERIOD, Reaper, Serve, XorShift, echo_service, echo_through, local_forward,
-    pattern, sha256_hex, source_service, wait_for_port,
+    Bastion, PATTERN_CHUNK, PERIOD, Reaper, XorShift, brief, check_echoed, echo_service,
+    echo_through, local_forward, log_line, openssh_client, pattern, source_service, wait_for_port,
 };
 use interop::peers::{
-    Cells, KeyPair, OpenSsh, Peer, RunOutput, TempDir, current_user, free_port, gateway_binary,
-    keygen, peer_script, require, run, run_with_input, unavailable,
+    Cells, OpenSsh, Peer, RunOutput, TempDir, current_user, free_port, gateway_binary, keygen,
+    peer_script, require, run, run_with_input, unavailable,
 };
 use ssh_proto::crypto::default_provider;
 use ssh_proto::userkey::parse_public_key_line;
 
 /// Long enough for any client here to finish; one still running is killed and fails.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long the server may take to log what a client that has ended did.
-const LOG_TIMEOUT: Duration = Duration::from_secs(5);
 /// What goes through each stdio forward.
 const STREAM_BYTES: usize = 1024 * 1024;
 /// What goes through the one big `-L` connection.
@@ -57,43 +55,7 @@ const PYTHON_BYTES: usize = 2 * 1024 * 1024;
 /// The address behind the black hole, in TEST-NET-2 (RFC 5737), inside the namespace only.
 const BLACK_HOLE: &str = "198.51.100.2";
 
-/// `gateway serve` with its log in a file and a known_hosts file naming its host key.
-struct Bastion {
-    // Dropped before the folder it lives in.
-    serve: Serve,
-    known_hosts: PathBuf,
-    log: PathBuf,
-    dir: TempDir,
-}
-
-impl Bastion {
-    /// Starts the server with `extra` arguments; `None` when a peer is missing outside CI.
-    fn start(label: &str, extra: &[&str]) -> Option<Bastion> {
-        let dir = TempDir::new(label);
-        let log = dir.join("serve.log");
-        let file = File::create(&log).expect("create the server's log");
-        let serve = Serve::start_with(dir.path(), extra, Stdio::from(file))?;
-        let known_hosts = dir.join("known_hosts");
-        fs::write(&known_hosts, serve.known_hosts_line()).expect("write known_hosts");
-        Some(Bastion {
-            serve,
-            known_hosts,
-            log,
-            dir,
-        })
-    }
-
-    /// The first log line holding every needle, waiting for it a little.
-    fn log_line(&self, needles: &[&str]) -> Result<String, String> {
-        wait_for_line(&self.log, needles)
-    }
-
-    /// The server's host key, `SHA256:...`.
-    fn host_key_fingerprint(&self) -> String {
-        host_key_fingerprint(&self.serve.host_key)
-    }
-}
-
+/// The server's host key, `SHA256:...`.
 fn host_key_fingerprint(host_key: &Path) -> String {
     let public = fs::read_to_string(format!("{}.pub", host_key.display()))
         .expect("read the server's public host key");
@@ -101,91 +63,11 @@ fn host_key_fingerprint(host_key: &Path) -> String {
     key.fingerprint_sha256(default_provider())
 }
 
-fn wait_for_line(log: &Path, needles: &[&str]) -> Result<String, String> {
-    let deadline = Instant::now() + LOG_TIMEOUT;
-    loop {
-        let text = fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text
-            .lines()
-            .find(|line| needles.iter().all(|n| line.contains(n)))
-        {
-            return Ok(line.to_owned());
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "no line of the server's log holds {needles:?}; the log:\n{text}"
-            ));
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// An OpenSSH client for the server at `port` that checks its host key strictly against
-/// `known_hosts`, logs in with `key` only, never prompts and reads no config.
-fn ssh_command(ssh: &Path, port: u16, key: &KeyPair, known_hosts: &Path) -> Command {
-    let mut command = Command::new(ssh);
-    command
-        .args(["-F", "/dev/null", "-o", "BatchMode=yes"])
-        .args(["-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none"])
-        .arg("-i")
-        .arg(&key.private_key)
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
-        .args(["-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"])
-        .args(["-p", &port.to_string()])
-        .env_remove("SSH_AUTH_SOCK");
-    command
-}
-
-fn ssh_to(ssh: &Path, bastion: &Bastion) -> Command {
-    let serve = &bastion.serve;
-    ssh_command(ssh, serve.port, &serve.key, &bastion.known_hosts)
-}
-
 /// Seeded bytes to push through a forward.
 fn data(bytes: usize, seed: u64) -> Vec<u8> {
     let mut buf = vec![0u8; bytes];
     XorShift(seed | 1).fill(&mut buf);
     buf
-}
-
-/// A client's run for a failure message, without its stdout, which may be binary.
-fn brief(out: &RunOutput) -> String {
-    let ending = if out.timed_out {
-        "was killed after its timeout".to_owned()
-    } else {
-        format!("exited with {}", out.status)
-    };
-    format!(
-        "`{}` {ending} after {:?}, {} bytes on stdout; stderr:\n{}",
-        out.command,
-        out.elapsed,
-        out.stdout.len(),
-        out.stderr_text()
-    )
-}
-
-/// A stdio forward to an echo service gave back exactly `input`, and the client exited 0.
-fn check_echoed(out: &RunOutput, input: &[u8]) -> Result<String, String> {
-    let (sent, got) = (sha256_hex(input), sha256_hex(&out.stdout));
-    if !out.success() {
-        return Err(format!("the client failed: {}", brief(out)));
-    }
-    if sent != got {
-        return Err(format!(
-            "sent {} bytes with SHA-256 {sent}, got {} bytes with {got}: {}",
-            input.len(),
-            out.stdout.len(),
-            brief(out)
-        ));
-    }
-    Ok(format!(
-        "{} KiB echoed, SHA-256 {}.. in {:.2?}",
-        input.len() / 1024,
-        &sent[..12],
-        out.elapsed
-    ))
 }
 
 /// The client failed with `code` (none: any failure) and said every one of `needles`.
@@ -238,16 +120,14 @@ fn openssh_clients_forward_through_serve() {
 
         let input = data(STREAM_BYTES, 0x5eed_0001);
         let out = run_with_input(
-            ssh_to(&ssh, &bastion)
-                .args(["-W", &permit])
-                .arg("127.0.0.1"),
+            bastion.ssh(&ssh).args(["-W", &permit]).arg("127.0.0.1"),
             Some(&input),
             CLIENT_TIMEOUT,
         );
         cells.record(&name, "-W stdio to echo", check_echoed(&out, &input));
 
         let local = free_port();
-        let mut command = ssh_to(&ssh, &bastion);
+        let mut command = bastion.ssh(&ssh);
         command
             .args(["-N", "-o", "ExitOnForwardFailure=yes"])
             .args(["-L", &format!("{local}:{permit}")])
@@ -445,7 +325,11 @@ fn plink_cell(cells: &mut Cells, bastion: &Bastion, permit: &str) {
             .env("HOME", bastion.dir.path())
             .args(["-ssh", "-batch", "-noagent"])
             .args(["-P", &bastion.serve.port.to_string(), "-l", current_user()])
-            .args(["-hostkey", &bastion.host_key_fingerprint(), "-i"])
+            .args([
+                "-hostkey",
+                &host_key_fingerprint(&bastion.serve.host_key),
+                "-i",
+            ])
             .arg(&ppk)
             .args(["-nc", permit, "127.0.0.1"]),
         Some(&input),
@@ -541,7 +425,7 @@ fn permit_open_cells(cells: &mut Cells, ssh: &Path) {
 
     let input = data(64 * 1024, 0x5eed_0005);
     let out = run_with_input(
-        ssh_to(ssh, &bastion).args(["-W", &permit, "127.0.0.1"]),
+        bastion.ssh(ssh).args(["-W", &permit, "127.0.0.1"]),
         Some(&input),
         CLIENT_TIMEOUT,
     );
@@ -553,7 +437,7 @@ fn permit_open_cells(cells: &mut Cells, ssh: &Path) {
     cells.record(name, "permitted -W works", result);
 
     let out = run(
-        ssh_to(ssh, &bastion).args(["-W", &outside_to, "127.0.0.1"]),
+        bastion.ssh(ssh).args(["-W", &outside_to, "127.0.0.1"]),
         CLIENT_TIMEOUT,
     );
     let result = check_failed(
@@ -579,7 +463,7 @@ fn permit_open_cells(cells: &mut Cells, ssh: &Path) {
     cells.record(name, "-W outside --permit-open refused", result);
 
     let out = run(
-        ssh_to(ssh, &bastion).args(["-W", &closed, "127.0.0.1"]),
+        bastion.ssh(ssh).args(["-W", &closed, "127.0.0.1"]),
         CLIENT_TIMEOUT,
     );
     let result = check_failed(
@@ -599,9 +483,7 @@ fn permit_open_cells(cells: &mut Cells, ssh: &Path) {
         ("shell refused without --allow-exec", None),
     ] {
         let out = run(
-            ssh_to(ssh, &bastion)
-                .args(["-T", "127.0.0.1"])
-                .args(command),
+            bastion.ssh(ssh).args(["-T", "127.0.0.1"]).args(command),
             CLIENT_TIMEOUT,
         );
         let result = check_failed(
@@ -634,7 +516,9 @@ fn exec_cells(cells: &mut Cells, ssh: &Path) {
     let name = "ssh OpenSSH_10.0";
 
     let out = run(
-        ssh_to(ssh, &bastion).args(["127.0.0.1", "echo out; echo err >&2; exit 3"]),
+        bastion
+            .ssh(ssh)
+            .args(["127.0.0.1", "echo out; echo err >&2; exit 3"]),
         CLIENT_TIMEOUT,
     );
     let result = if out.timed_out
@@ -652,16 +536,13 @@ fn exec_cells(cells: &mut Cells, ssh: &Path) {
 
     let input = data(STREAM_BYTES, 0x5eed_0006);
     let out = run_with_input(
-        ssh_to(ssh, &bastion).args(["127.0.0.1", "cat"]),
+        bastion.ssh(ssh).args(["127.0.0.1", "cat"]),
         Some(&input),
         CLIENT_TIMEOUT,
     );
     cells.record(name, "exec cat: stdin crosses", check_echoed(&out, &input));
 
-    let out = run(
-        ssh_to(ssh, &bastion).args(["-T", "127.0.0.1"]),
-        CLIENT_TIMEOUT,
-    );
+    let out = run(bastion.ssh(ssh).args(["-T", "127.0.0.1"]), CLIENT_TIMEOUT);
     let result = check_failed(&out, None, &["shell request failed on channel 0"]);
     cells.record(name, "shell refused with --allow-exec", result);
 }
@@ -705,7 +586,7 @@ fn black_hole_cell(cells: &mut Cells, ssh: &Path) {
         .stdin(Stdio::null())
         .stderr(File::create(&log).expect("create the server's log"));
     let mut server = Reaper::spawn(&mut command, "gateway serve in a namespace");
-    if let Err(why) = wait_for_line(&log, &["listen on="]) {
+    if let Err(why) = log_line(&log, &["listen on="]) {
         let status = server.wait_exit(Duration::ZERO);
         cells.record(
             "ssh OpenSSH_10.0",
@@ -727,7 +608,7 @@ fn black_hole_cell(cells: &mut Cells, ssh: &Path) {
     client
         .args(["--net", "--target", &server.id().to_string(), "--"])
         .arg(ssh);
-    let ssh_args = ssh_command(ssh, port, &key, &known_hosts);
+    let ssh_args = openssh_client(ssh, port, &key.private_key, &known_hosts);
     client
         .args(ssh_args.get_args())
         .args(["-W", &format!("{BLACK_HOLE}:9"), "127.0.0.1"])
@@ -739,7 +620,7 @@ fn black_hole_cell(cells: &mut Cells, ssh: &Path) {
         &["channel 0: open failed: connect failed: connect timed out"],
     )
     .and_then(|note| {
-        let line = wait_for_line(&log, &["type=direct-tcpip", "result=failed"])?;
+        let line = log_line(&log, &["type=direct-tcpip", "result=failed"])?;
         if !line.contains("connect timed out") {
             return Err(format!("the connect failed for another reason: {line}"));
         }

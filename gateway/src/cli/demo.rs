@@ -10,6 +10,7 @@
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, mpsc};
@@ -212,7 +213,8 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The server's log lines go out as `server: ...`; `-v` adds the library's debug lines.
+/// The server's log lines go out as `server: ...`; `-v` adds the library's debug lines,
+/// labelled with the module they come from.
 fn init_logging(verbosity: u8) {
     let level = match verbosity {
         0 => log::LevelFilter::Info,
@@ -221,7 +223,15 @@ fn init_logging(verbosity: u8) {
     };
     let _ = env_logger::Builder::new()
         .filter_level(level)
-        .format(|out, record| writeln!(out, "server: {}", record.args()))
+        .format(|out, record| {
+            let target = record.target();
+            if target.ends_with("event_loop::server") && record.level() <= log::Level::Info {
+                writeln!(out, "server: {}", record.args())
+            } else {
+                let module = target.rsplit("::").next().unwrap_or(target);
+                writeln!(out, "{module}: {}", record.args())
+            }
+        })
         .target(env_logger::Target::Stdout)
         .try_init();
 }
@@ -436,9 +446,10 @@ impl Scratch {
         OsRng.fill(&mut tag);
         let name: String = tag.iter().map(|b| format!("{b:02x}")).collect();
         let dir = std::env::temp_dir().join(format!("gateway-demo-{name}"));
-        std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        // Private from the start: created with mode 0700, not made so afterwards.
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         Ok(Scratch(dir))
     }

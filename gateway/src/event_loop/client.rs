@@ -74,6 +74,7 @@ pub enum SessionKind {
 pub struct Pty {
     /// The terminal type, as `TERM` names it.
     pub term: String,
+    /// The terminal's size in characters and pixels, as `pty-req` carries it.
     pub size: TerminalSize,
     /// The local terminal's modes (RFC 4254 section 8), so the remote one behaves the
     /// same; empty leaves the server's defaults. Every opcode must take an argument.

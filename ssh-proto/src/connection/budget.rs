@@ -79,6 +79,7 @@ impl Budget {
         }
     }
 
+    /// The bytes of window the budget can grant in all, floors not counted.
     pub fn total(&self) -> u64 {
         self.total
     }

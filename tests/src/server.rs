@@ -13,13 +13,20 @@
 //!   [`ServerAuth`] and decides as a gateway would, from an [`AuthConfig`]: keys from the
 //!   text of an `authorized_keys` file (with its `from=` and `expiry-time` checks), a
 //!   table of passwords, and one keyboard-interactive question. There is no connection
-//!   layer above it yet: after a login, a channel open is refused (RFC 4254 section 5.1)
-//!   and a global request that wants a reply fails, so a client ends its session on its
-//!   own.
+//!   layer above it: after a login, a channel open is refused (RFC 4254 section 5.1) and a
+//!   global request that wants a reply fails, so a client ends its session on its own.
+//! - Started with [`TestServer::start_with_session`], it authenticates the same way and
+//!   then runs `ssh-proto`'s [`Channels`] for one session that follows a
+//!   [`SessionScript`]: it accepts the client's `session` channel and its `exec` or
+//!   `shell`, opens the script's channels toward the client and waits for the answer to
+//!   each, then sends the script's output, `exit-status`, EOF and CLOSE. Every request the
+//!   client makes is recorded as it was on the wire, which is how a test shows what a
+//!   client never asks for and never accepts.
 //!
 //! What each connection did is kept as a [`Record`], so a test can check the client's
 //! story (its verbose log) against the server's: with authentication, every decision on a
-//! credential and why it was refused, and who logged in with which method.
+//! credential and why it was refused, and who logged in with which method; with a
+//! session, the client's requests and its answers to the server's channel opens.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -51,6 +58,10 @@ use ssh_proto::authorized_keys::{
     AuthorizedKeys, ClientInfo, KeyOptions, LookupError, RefusalReason,
 };
 use ssh_proto::config::Config;
+use ssh_proto::connection::channels::{
+    Channels, ChannelsConfig, Event as ChannelEvent, Input, OwnedChannelType, OwnedRequest,
+};
+use ssh_proto::connection::msg::{ChannelRequestBody, ChannelType, OpenFailureReason};
 use ssh_proto::hostkey::{HostKeyPair, PublicKey};
 use ssh_proto::msg::{DisconnectReason, MessageNumber};
 use ssh_proto::role::Role;
@@ -138,6 +149,77 @@ impl AuthConfig {
 struct AuthRules {
     config: AuthConfig,
     keys: AuthorizedKeys,
+    /// What to do after a login; `None` refuses the connection protocol.
+    session: Option<Arc<SessionScript>>,
+}
+
+impl AuthRules {
+    /// Panics if a line of the `authorized_keys` text is unusable.
+    fn new(config: AuthConfig, session: Option<Arc<SessionScript>>) -> AuthRules {
+        let keys = AuthorizedKeys::parse(&config.authorized_keys);
+        assert!(
+            keys.warnings().is_empty(),
+            "unusable authorized_keys lines: {:?}",
+            keys.warnings()
+        );
+        AuthRules {
+            config,
+            keys,
+            session,
+        }
+    }
+}
+
+/// What a server started with [`TestServer::start_with_session`] does once a client has
+/// logged in and asked for `exec` or `shell` on its `session` channel.
+#[derive(Clone, Debug, Default)]
+pub struct SessionScript {
+    /// Channels the server opens toward the client right after it accepts the command and
+    /// before any output. Each answer goes into [`Record::opened_to_client`]; the output
+    /// waits until every one has come, so a client that never answers is seen as such.
+    pub opens: Vec<ChannelType<'static>>,
+    /// What the command writes to its standard output.
+    pub output: Vec<u8>,
+    /// The `exit-status` sent after the output (RFC 4254 section 6.10).
+    pub exit_status: u32,
+}
+
+/// A request the client sent, read from the wire before `ssh-proto` parsed its body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestSeen {
+    /// The request name: `exec`, `auth-agent-req@openssh.com`, `tcpip-forward`...
+    pub name: String,
+    pub want_reply: bool,
+}
+
+impl RequestSeen {
+    pub fn new(name: &str, want_reply: bool) -> RequestSeen {
+        RequestSeen {
+            name: name.to_owned(),
+            want_reply,
+        }
+    }
+}
+
+/// How the client answered a channel the server opened toward it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpenAnswer {
+    /// CHANNEL_OPEN_CONFIRMATION. The server closes the channel at once.
+    Confirmed,
+    /// CHANNEL_OPEN_FAILURE with its reason code and description (RFC 4254 section 5.1).
+    Refused {
+        reason: OpenFailureReason,
+        description: String,
+    },
+}
+
+/// One channel the server opened toward the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenToClient {
+    /// The channel type name, `x11` or `auth-agent@openssh.com` say.
+    pub kind: String,
+    /// `None` while the client has not answered.
+    pub answer: Option<OpenAnswer>,
 }
 
 /// One decision the server made on a credential.
@@ -200,9 +282,21 @@ pub struct Record {
     pub attempts: Vec<AuthAttempt>,
     /// With authentication: who logged in, once USERAUTH_SUCCESS went out.
     pub authenticated: Option<Authenticated>,
-    /// With authentication: connection protocol messages (80 and up) after the login,
-    /// each refused.
+    /// With authentication and no session: connection protocol messages (80 and up)
+    /// after the login, each refused.
     pub after_auth: Vec<u8>,
+    /// With a session: the type of every channel the client opened, in order.
+    pub client_opens: Vec<String>,
+    /// With a session: every channel request the client sent, in order, whatever channel
+    /// it named.
+    pub channel_requests: Vec<RequestSeen>,
+    /// With a session: every global request the client sent, in order.
+    pub global_requests: Vec<RequestSeen>,
+    /// With a session: the channels the server opened toward the client, in order, and
+    /// the answer to each.
+    pub opened_to_client: Vec<OpenToClient>,
+    /// With a session: the output, `exit-status`, EOF and CLOSE have all gone out.
+    pub session_finished: bool,
     /// The client closed the connection or sent DISCONNECT: the normal end here.
     pub client_left: Option<String>,
     /// Anything else that ended the connection: a protocol error, an I/O error, the
@@ -249,6 +343,13 @@ impl fmt::Display for Record {
         }
         writeln!(f, "authenticated: {:?}", self.authenticated)?;
         writeln!(f, "after authentication: {:?}", self.after_auth)?;
+        writeln!(f, "client opened: {:?}", self.client_opens)?;
+        writeln!(f, "channel requests: {:?}", self.channel_requests)?;
+        writeln!(f, "global requests: {:?}", self.global_requests)?;
+        for open in &self.opened_to_client {
+            writeln!(f, "opened {}: {:?}", open.kind, open.answer)?;
+        }
+        writeln!(f, "session finished: {}", self.session_finished)?;
         writeln!(f, "client left: {:?}", self.client_left)?;
         write!(f, "error: {:?}", self.error)
     }
@@ -291,13 +392,18 @@ impl TestServer {
     /// `ssh-proto`'s [`ServerAuth`]. Panics if a line of the `authorized_keys` text is
     /// unusable: a test that meant to authorise a key must not silently fail to.
     pub fn start_with_auth(config: Config, auth: AuthConfig) -> TestServer {
-        let keys = AuthorizedKeys::parse(&auth.authorized_keys);
-        assert!(
-            keys.warnings().is_empty(),
-            "unusable authorized_keys lines: {:?}",
-            keys.warnings()
-        );
-        let rules = AuthRules { config: auth, keys };
+        TestServer::start_inner(config, Some(Arc::new(AuthRules::new(auth, None))))
+    }
+
+    /// Starts a server that authenticates clients as [`TestServer::start_with_auth`]
+    /// does (and panics as it does on an unusable `authorized_keys` line), then runs one
+    /// session per connection by `script`.
+    pub fn start_with_session(
+        config: Config,
+        auth: AuthConfig,
+        script: SessionScript,
+    ) -> TestServer {
+        let rules = AuthRules::new(auth, Some(Arc::new(script)));
         TestServer::start_inner(config, Some(Arc::new(rules)))
     }
 
@@ -440,6 +546,7 @@ fn serve(stream: TcpStream, config: Arc<Config>, rules: Option<Arc<AuthRules>>) 
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
     let mut auth = rules.map(|rules| Authenticating {
         machine: ServerAuth::new(config.provider, rules.config.limits()),
+        session: rules.session.clone().map(Session::new),
         rules,
         client_ip,
     });
@@ -453,6 +560,8 @@ fn serve(stream: TcpStream, config: Arc<Config>, rules: Option<Arc<AuthRules>>) 
     };
     let deadline = Instant::now() + CONNECTION_DEADLINE;
     let result = loop {
+        // Output held back by a full window or a key exchange goes out once it can.
+        let output_waiting = auth.as_ref().is_some_and(Authenticating::output_waiting);
         let result = conn.run_until(
             deadline,
             |_, event| {
@@ -465,7 +574,11 @@ fn serve(stream: TcpStream, config: Arc<Config>, rules: Option<Arc<AuthRules>>) 
                 }
                 Ok::<(), ProtoError>(())
             },
-            |c| !c.packets.is_empty() || c.transport.is_closed(),
+            |c| {
+                !c.packets.is_empty()
+                    || c.transport.is_closed()
+                    || (output_waiting && c.transport.can_send())
+            },
         );
         if record.peer_version.is_none() {
             record.peer_version = conn.transport.peer_version().map(|v| v.to_string());
@@ -473,22 +586,30 @@ fn serve(stream: TcpStream, config: Arc<Config>, rules: Option<Arc<AuthRules>>) 
         if let Err(e) = result {
             break Err(e);
         }
+        let mut hangup = None;
         while let Some(payload) = conn.packets.pop_front() {
             let result = match &mut auth {
                 None => answer(&mut conn.transport, &payload, &mut record),
                 Some(auth) => auth.answer(&mut conn.transport, &payload, &mut record),
             };
-            match result {
-                Ok(()) => {}
-                Err(Hangup::Send(reason, why)) => {
-                    conn.transport.disconnect(reason, &why);
-                    record.error = Some(format!("the server hung up: {why}"));
-                    break;
-                }
-                Err(Hangup::Sent(why)) => {
-                    record.error = Some(format!("the server hung up: {why}"));
-                    break;
-                }
+            if let Err(h) = result {
+                hangup = Some(h);
+                break;
+            }
+        }
+        if hangup.is_none()
+            && let Some(auth) = &mut auth
+        {
+            hangup = auth.progress(&mut conn.transport, &mut record).err();
+        }
+        match hangup {
+            None => {}
+            Some(Hangup::Send(reason, why)) => {
+                conn.transport.disconnect(reason, &why);
+                record.error = Some(format!("the server hung up: {why}"));
+            }
+            Some(Hangup::Sent(why)) => {
+                record.error = Some(format!("the server hung up: {why}"));
             }
         }
         if conn.transport.is_closed() {
@@ -600,14 +721,17 @@ fn request_head(payload: &[u8]) -> Result<AuthRequest, WireError> {
 /// A connection's authentication: `ssh-proto`'s machine and the rules it is decided by.
 struct Authenticating {
     machine: ServerAuth<KeyOptions>,
+    /// The connection layer after a login, when the server runs a session.
+    session: Option<Session>,
     rules: Arc<AuthRules>,
     client_ip: IpAddr,
 }
 
 impl Authenticating {
     /// Routes one message: authentication messages (5 and 50 to 79) to [`ServerAuth`],
-    /// then makes every decision it asks for. After a login, the connection protocol is
-    /// refused message by message; before it, the transport lets no such message through.
+    /// then makes every decision it asks for. After a login, the connection protocol goes
+    /// to the [`Session`], or without one is refused message by message; before it, the
+    /// transport lets no such message through.
     fn answer(
         &mut self,
         transport: &mut Transport,
@@ -639,16 +763,31 @@ impl Authenticating {
                     .map_err(|e| Hangup::Sent(e.to_string()))?;
                 self.decide_all(transport, record)
             }
-            80.. if self.machine.is_authenticated() => {
-                record.after_auth.push(number);
-                refuse_connection_protocol(transport, payload)
-                    .map_err(|e| Hangup::Send(DisconnectReason::BY_APPLICATION, e.to_string()))
-            }
+            80.. if self.machine.is_authenticated() => match &mut self.session {
+                Some(session) => session.handle(transport, payload, record),
+                None => {
+                    record.after_auth.push(number);
+                    refuse_connection_protocol(transport, payload).map_err(by_application)
+                }
+            },
             _ => {
                 record.unexpected.push(number);
                 Ok(())
             }
         }
+    }
+
+    /// Moves the session on after a batch of messages; see [`Session::progress`].
+    fn progress(&mut self, transport: &mut Transport, record: &mut Record) -> Result<(), Hangup> {
+        match &mut self.session {
+            Some(session) => session.progress(transport, record),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the session has output that only waits for the transport.
+    fn output_waiting(&self) -> bool {
+        self.session.as_ref().is_some_and(Session::output_waiting)
     }
 
     /// Answers every event [`ServerAuth`] has for us.
@@ -833,5 +972,272 @@ fn refuse_connection_protocol(transport: &mut Transport, payload: &[u8]) -> Resu
             }
         }
         _ => Ok(()),
+    }
+}
+
+/// A failure of one of the server's own calls, which ends the connection with a
+/// DISCONNECT.
+fn by_application(e: ProtoError) -> Hangup {
+    Hangup::Send(DisconnectReason::BY_APPLICATION, e.to_string())
+}
+
+/// The connection layer of a server started with [`TestServer::start_with_session`]:
+/// `ssh-proto`'s [`Channels`] and where the [`SessionScript`] has got to.
+struct Session {
+    script: Arc<SessionScript>,
+    channels: Channels,
+    /// The client's session channel, once accepted.
+    session: Option<u32>,
+    stage: Stage,
+    /// Channels opened toward the client, as our local id and their index in
+    /// [`Record::opened_to_client`].
+    ours: Vec<(u32, usize)>,
+}
+
+/// Where a [`Session`] has got to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Waiting for `exec` or `shell`.
+    Command,
+    /// The script's opens are out; waiting for the client to answer every one.
+    Answers,
+    /// Sending the output; this many bytes of it have gone.
+    Output(usize),
+    /// The exit status, EOF and CLOSE have gone.
+    Finished,
+}
+
+impl Session {
+    fn new(script: Arc<SessionScript>) -> Session {
+        Session {
+            script,
+            channels: Channels::new(ChannelsConfig::default())
+                .expect("the default channel configuration is valid"),
+            session: None,
+            stage: Stage::Command,
+            ours: Vec::new(),
+        }
+    }
+
+    /// Records what the client sent, hands the message to [`Channels`] and answers every
+    /// event that follows.
+    fn handle(
+        &mut self,
+        transport: &mut Transport,
+        payload: &[u8],
+        record: &mut Record,
+    ) -> Result<(), Hangup> {
+        self.note(payload, record);
+        // RFC 4254 section 4 to 5: 80 to 82 and 90 to 100. Anything else numbered 80 or
+        // more is recorded and left alone, so the sequence number that an UNIMPLEMENTED
+        // reply would need (which the blocking driver does not keep) is never used.
+        let number = payload.first().copied().unwrap_or_default();
+        if !matches!(number, 80..=82 | 90..=100) {
+            record.unexpected.push(number);
+            return Ok(());
+        }
+        let now = Instant::now();
+        // A DISCONNECT is queued already for any error from the peer's message.
+        let input = self
+            .channels
+            .handle(transport, payload, 0, now)
+            .map_err(|e| Hangup::Sent(e.to_string()))?;
+        // The client's bytes (its standard input) are read and dropped.
+        if let Some(Input::Data { channel, data, .. }) = input {
+            self.channels
+                .consumed(transport, channel, data.len(), now)
+                .map_err(by_application)?;
+        }
+        while let Some(event) = self.channels.poll_event() {
+            self.on_event(transport, event, record)
+                .map_err(by_application)?;
+        }
+        Ok(())
+    }
+
+    /// Records the client's opens, requests, and answers to our opens from the wire, so
+    /// the record says what was sent whatever `ssh-proto` makes of it: a confirmation
+    /// with an unusable maximum packet size, say, reaches the application as a failure.
+    fn note(&mut self, payload: &[u8], record: &mut Record) {
+        let mut r = Reader::new(payload.get(1..).unwrap_or_default());
+        let lossy = |s: &[u8]| String::from_utf8_lossy(s).into_owned();
+        match payload.first().copied().map(MessageNumber) {
+            Some(MessageNumber::CHANNEL_OPEN) => {
+                if let Ok(kind) = r.string("channel type") {
+                    record.client_opens.push(lossy(kind));
+                }
+            }
+            Some(MessageNumber::CHANNEL_REQUEST) => {
+                if let (Ok(_), Ok(name), Ok(want_reply)) =
+                    (r.u32("recipient"), r.string("type"), r.bool("want reply"))
+                {
+                    record.channel_requests.push(RequestSeen {
+                        name: lossy(name),
+                        want_reply,
+                    });
+                }
+            }
+            Some(MessageNumber::GLOBAL_REQUEST) => {
+                if let Ok(name) = r.string("request name")
+                    && let Ok(want_reply) = r.bool("want reply")
+                {
+                    record.global_requests.push(RequestSeen {
+                        name: lossy(name),
+                        want_reply,
+                    });
+                }
+            }
+            Some(MessageNumber::CHANNEL_OPEN_CONFIRMATION) => {
+                if let Ok(recipient) = r.u32("recipient") {
+                    self.answered(recipient, OpenAnswer::Confirmed, record);
+                }
+            }
+            Some(MessageNumber::CHANNEL_OPEN_FAILURE) => {
+                if let (Ok(recipient), Ok(reason), Ok(description)) = (
+                    r.u32("recipient"),
+                    r.u32("reason code"),
+                    r.string("description"),
+                ) {
+                    let answer = OpenAnswer::Refused {
+                        reason: OpenFailureReason(reason),
+                        description: lossy(description),
+                    };
+                    self.answered(recipient, answer, record);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The first answer to one of our opens is the one recorded.
+    fn answered(&self, recipient: u32, answer: OpenAnswer, record: &mut Record) {
+        let Some(&(_, i)) = self.ours.iter().find(|(id, _)| *id == recipient) else {
+            return;
+        };
+        if let Some(open) = record.opened_to_client.get_mut(i)
+            && open.answer.is_none()
+        {
+            open.answer = Some(answer);
+        }
+    }
+
+    fn on_event(
+        &mut self,
+        t: &mut Transport,
+        event: ChannelEvent,
+        record: &mut Record,
+    ) -> Result<(), ProtoError> {
+        match event {
+            ChannelEvent::OpenRequest {
+                channel,
+                kind: OwnedChannelType::Session,
+            } if self.session.is_none() => {
+                self.channels.accept(t, channel)?;
+                self.session = Some(channel);
+            }
+            ChannelEvent::OpenRequest { channel, .. } => self.channels.reject(
+                t,
+                channel,
+                OpenFailureReason::ADMINISTRATIVELY_PROHIBITED,
+                "this server opens one session and nothing else",
+            )?,
+            ChannelEvent::Request {
+                channel,
+                request,
+                want_reply,
+            } => {
+                let run = Some(channel) == self.session
+                    && self.stage == Stage::Command
+                    && matches!(request, OwnedRequest::Exec { .. } | OwnedRequest::Shell);
+                if want_reply {
+                    self.channels.reply(t, channel, run)?;
+                }
+                if run {
+                    self.open_toward_client(t, record)?;
+                }
+            }
+            // A channel the client should have refused: recorded from the wire, and
+            // closed here so it cannot hold the session open.
+            ChannelEvent::Opened { channel } if self.ours.iter().any(|(id, _)| *id == channel) => {
+                self.channels.close(t, channel)?;
+            }
+            ChannelEvent::GlobalRequest { want_reply, .. } if want_reply => {
+                self.channels.reply_global(t, false, None)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Opens every channel of the script toward the client, all before any answer can
+    /// come, so their local ids are distinct.
+    fn open_toward_client(
+        &mut self,
+        t: &mut Transport,
+        record: &mut Record,
+    ) -> Result<(), ProtoError> {
+        for kind in &self.script.opens {
+            let id = self.channels.open(t, kind)?;
+            record.opened_to_client.push(OpenToClient {
+                kind: String::from_utf8_lossy(kind.name()).into_owned(),
+                answer: None,
+            });
+            self.ours.push((id, record.opened_to_client.len() - 1));
+        }
+        self.stage = Stage::Answers;
+        Ok(())
+    }
+
+    /// Once every open has its answer, sends the output as the window allows, then
+    /// `exit-status`, EOF and CLOSE (RFC 4254 sections 6.10 and 5.3).
+    fn progress(&mut self, t: &mut Transport, record: &mut Record) -> Result<(), Hangup> {
+        let Some(channel) = self.session else {
+            return Ok(());
+        };
+        if t.is_closed() {
+            return Ok(());
+        }
+        let answered = self.ours.iter().all(|&(_, i)| {
+            record
+                .opened_to_client
+                .get(i)
+                .is_some_and(|o| o.answer.is_some())
+        });
+        if self.stage == Stage::Answers && answered {
+            self.stage = Stage::Output(0);
+        }
+        let Stage::Output(mut sent) = self.stage else {
+            return Ok(());
+        };
+        let script = Arc::clone(&self.script);
+        while let Some(rest) = script.output.get(sent..).filter(|r| !r.is_empty()) {
+            let n = self
+                .channels
+                .send_data(t, channel, false, rest)
+                .map_err(by_application)?;
+            if n == 0 {
+                self.stage = Stage::Output(sent);
+                return Ok(());
+            }
+            sent += n;
+        }
+        let status = ChannelRequestBody::ExitStatus {
+            status: script.exit_status,
+        };
+        self.channels
+            .request(t, channel, &status, false)
+            .and_then(|()| self.channels.eof(t, channel))
+            .and_then(|()| self.channels.close(t, channel))
+            .map_err(by_application)?;
+        self.stage = Stage::Finished;
+        record.session_finished = true;
+        Ok(())
+    }
+
+    /// Whether output is due and the client's window has room for it, so that only the
+    /// transport (a key exchange in progress) holds it back.
+    fn output_waiting(&self) -> bool {
+        matches!(self.stage, Stage::Output(_))
+            && self.session.is_some_and(|c| self.channels.window(c) > 0)
     }
 }

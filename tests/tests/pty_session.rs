@@ -259,6 +259,31 @@ fn start(server: &Server) -> (Terminal, Reaper, String) {
     (terminal, client, before)
 }
 
+/// Waits up to `timeout` for the client to exit, which must be with `code`, and checks
+/// that the local terminal's settings are back to `before`. A failure names the caller's
+/// line, which says which way out failed.
+#[track_caller]
+fn ends_with(
+    terminal: &mut Terminal,
+    client: &mut Reaper,
+    before: &str,
+    timeout: Duration,
+    code: i32,
+) {
+    let status = terminal.wait_exit(client, timeout);
+    assert_eq!(
+        status.code(),
+        Some(code),
+        "the client exited with {status}; the terminal showed:\n{}",
+        terminal.text()
+    );
+    assert_eq!(
+        terminal.settings(),
+        before,
+        "the local terminal was left changed"
+    );
+}
+
 #[test]
 fn interactive_session_on_a_pty() {
     let Some(server) = Server::start() else {
@@ -271,7 +296,7 @@ fn interactive_session_on_a_pty() {
         r#"echo "@@size $(stty size)"; echo "@@tty $(tty)"; echo "@@term $TERM"; "#,
         r#"stty -a | tr ';' '\n' | sed -n 's/^ *\(intr\|erase\) = /@@\1 /p'; exit 3"#
     ));
-    let status = terminal.wait_exit(&mut client, STEP);
+    ends_with(&mut terminal, &mut client, &before, STEP, 3);
     let text = terminal.text();
     let log = server.sshd.log();
     for expected in [
@@ -286,12 +311,6 @@ fn interactive_session_on_a_pty() {
             "{expected:?} missing; the terminal showed:\n{text}\nsshd's log:\n{log}"
         );
     }
-    assert_eq!(status.code(), Some(3), "the terminal showed:\n{text}");
-    assert_eq!(
-        terminal.settings(),
-        before,
-        "the local terminal was left changed"
-    );
 
     // A resize while the shell runs.
     let (mut terminal, mut client, before) = start(&server);
@@ -303,18 +322,7 @@ fn interactive_session_on_a_pty() {
     terminal.wait_for_text("@@before 33 101\n");
     terminal.resize(40, 120);
     terminal.wait_for_text("@@after 40 120\n");
-    let status = terminal.wait_exit(&mut client, STEP);
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "the terminal showed:\n{}",
-        terminal.text()
-    );
-    assert_eq!(
-        terminal.settings(),
-        before,
-        "the local terminal was left changed"
-    );
+    ends_with(&mut terminal, &mut client, &before, STEP, 0);
 
     // A resize with the send window used up: the remote terminal is raw, without echo,
     // and nothing reads it.
@@ -333,18 +341,7 @@ fn interactive_session_on_a_pty() {
     );
     terminal.resize(40, 120);
     terminal.wait_for_text("@@after 40 120\n");
-    let status = terminal.wait_exit(&mut client, STEP);
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "the terminal showed:\n{}",
-        terminal.text()
-    );
-    assert_eq!(
-        terminal.settings(),
-        before,
-        "the local terminal was left changed"
-    );
+    ends_with(&mut terminal, &mut client, &before, STEP, 0);
 
     // SIGHUP while the shell runs.
     let (mut terminal, mut client, before) = start(&server);
@@ -352,16 +349,6 @@ fn interactive_session_on_a_pty() {
     terminal.wait_for_text("@@up 42\n");
     let pid = rustix::process::Pid::from_child(&client.0);
     rustix::process::kill_process(pid, rustix::process::Signal::HUP).expect("send SIGHUP");
-    let status = terminal.wait_exit(&mut client, DRAIN);
-    assert_eq!(
-        status.code(),
-        Some(255),
-        "the client did not end by itself on SIGHUP ({status}); the terminal showed:\n{}",
-        terminal.text()
-    );
-    assert_eq!(
-        terminal.settings(),
-        before,
-        "the local terminal was left changed"
-    );
+    // Status 255: the client ended by itself, not killed by the signal.
+    ends_with(&mut terminal, &mut client, &before, DRAIN, 255);
 }

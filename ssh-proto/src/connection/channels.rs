@@ -690,8 +690,10 @@ impl Channels {
 
         // A maximum packet of 0 or over 2^31, which we refuse in the peer's CHANNEL_OPEN
         // (HOSTILE.md). Here the channel already exists on the peer's side, so it is
-        // closed at once. The application hears that the open failed, as if the peer had
-        // refused it, once the peer's CLOSE frees the id (RFC 4254 section 5.3).
+        // closed at once. The application hears now that the open failed, as if the peer
+        // had refused it, so a peer that never sends its CLOSE cannot keep it waiting;
+        // the id stays taken until that CLOSE comes (RFC 4254 section 5.3), and the
+        // CLOSE itself is not reported again.
         log::debug!(
             "channel closed channel={id} max_packet={} reason=bad maximum packet",
             m.max_packet
@@ -701,7 +703,17 @@ impl Channels {
         t.send(|p| {
             p.put_u8(MessageNumber::CHANNEL_CLOSE.0);
             p.put_u32(peer_id);
-        })
+        })?;
+        self.events.push_back(Event::OpenFailed {
+            channel: id,
+            reason: OpenFailureReason::ADMINISTRATIVELY_PROHIBITED,
+            description: format!(
+                "the peer confirmed the channel with a maximum packet size of {}, \
+                 not in 1..=2^31",
+                m.max_packet
+            ),
+        });
+        Ok(())
     }
 
     fn on_open_failure(&mut self, m: &ChannelOpenFailure<'_>) -> Result<(), Error> {
@@ -733,18 +745,10 @@ impl Channels {
             })?;
         }
         closed.value.recv.release(&mut self.budget);
-        let event = match closed.value.bad_confirmation {
-            None => Event::Closed { channel: id },
-            Some(max_packet) => Event::OpenFailed {
-                channel: id,
-                reason: OpenFailureReason::ADMINISTRATIVELY_PROHIBITED,
-                description: format!(
-                    "the peer confirmed the channel with a maximum packet size of \
-                     {max_packet}, not in 1..=2^31"
-                ),
-            },
-        };
-        self.events.push_back(event);
+        // A channel confirmed with a bad maximum packet was reported as failed already.
+        if closed.value.bad_confirmation.is_none() {
+            self.events.push_back(Event::Closed { channel: id });
+        }
         Ok(())
     }
 

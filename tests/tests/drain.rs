@@ -34,6 +34,18 @@ fn accepts(port: u16) -> bool {
     .is_ok()
 }
 
+/// A connection through the `-L` forward on `local` to a [`source_service`], once its
+/// first 64 KiB have come through, and a buffer of that size to go on reading into.
+fn flowing(local: u16) -> (TcpStream, Vec<u8>) {
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, local)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    let mut buf = vec![0u8; 64 << 10];
+    stream.read_exact(&mut buf).expect("data from the source");
+    (stream, buf)
+}
+
 #[test]
 fn serve_finishes_a_transfer_under_way_then_exits() {
     let dir = TempDir::new("drain-serve");
@@ -95,12 +107,7 @@ fn serve_cuts_a_channel_that_never_ends_within_five_seconds() {
     };
     let source = source_service();
     let (_client, local) = local_forward(&serve.key.private_key, serve.port, source, &[]);
-    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, local)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("read timeout");
-    let mut buf = vec![0u8; 64 << 10];
-    stream.read_exact(&mut buf).expect("data from the source");
+    let (mut stream, mut buf) = flowing(local);
 
     signal(&serve.process, "TERM");
     let signalled = Instant::now();
@@ -134,12 +141,8 @@ fn the_client_stops_on_sigint_and_sigterm() {
     let source = source_service();
     for name in ["INT", "TERM"] {
         let (mut client, local) = local_forward(&serve.key.private_key, serve.port, source, &[]);
-        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, local)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("read timeout");
-        let mut buf = vec![0u8; 64 << 10];
-        stream.read_exact(&mut buf).expect("data from the source");
+        // Open and flowing while the signal comes.
+        let _flowing = flowing(local);
 
         signal(&client, name);
         let signalled = Instant::now();

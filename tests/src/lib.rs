@@ -5,5 +5,6 @@
 //! own ([`server`]) for real clients to connect to.
 
 pub mod forwarding;
+pub mod keys;
 pub mod peers;
 pub mod server;

@@ -67,3 +67,38 @@ pub(crate) fn shared_rsa_host_key() -> Option<&'static (String, String)> {
     let private = fs::read_to_string(&pair.private_key).expect("read RSA host key");
     Some(KEY.get_or_init(|| (private, pair.public_key)))
 }
+
+/// How long a key conversion may take.
+const CONVERT_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl KeyPair {
+    /// The private key converted for Dropbear's `dbclient` with `dropbearconvert`, as
+    /// `NAME.dropbear` beside it: dbclient reads no OpenSSH key files.
+    pub fn in_dropbear_format(&self, dropbearconvert: &Path) -> PathBuf {
+        let converted = PathBuf::from(format!("{}.dropbear", self.private_key.display()));
+        let out = run(
+            Command::new(dropbearconvert)
+                .args(["openssh", "dropbear"])
+                .arg(&self.private_key)
+                .arg(&converted),
+            CONVERT_TIMEOUT,
+        );
+        assert!(out.success(), "dropbearconvert: {out}");
+        converted
+    }
+
+    /// The private key converted for PuTTY's `plink` with `puttygen`, as `NAME.ppk` beside
+    /// it.
+    pub fn in_putty_format(&self, puttygen: &Path) -> PathBuf {
+        let ppk = PathBuf::from(format!("{}.ppk", self.private_key.display()));
+        let out = run(
+            Command::new(puttygen)
+                .arg(&self.private_key)
+                .args(["-O", "private", "-o"])
+                .arg(&ppk),
+            CONVERT_TIMEOUT,
+        );
+        assert!(out.success(), "puttygen: {out}");
+        ppk
+    }
+}

@@ -18,7 +18,7 @@
 //! Each test prints a table of its cells (`--nocapture`) and fails listing every failed
 //! cell.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -366,15 +366,7 @@ fn dbclient_cells(cells: &mut Cells, server: &TestServer, keys: &Keys) {
         return;
     };
     for key in [&keys.ed25519, &keys.ecdsa, &keys.rsa] {
-        let converted = PathBuf::from(format!("{}.dropbear", key.private_key.display()));
-        let out = run(
-            Command::new(&convert)
-                .args(["openssh", "dropbear"])
-                .arg(&key.private_key)
-                .arg(&converted),
-            CLIENT_TIMEOUT,
-        );
-        assert!(out.success(), "dropbearconvert: {out}");
+        let converted = key.in_dropbear_format(&convert);
         // -y -y: no host key check. Only publickey is tried: without a terminal dbclient
         // cannot ask for a password.
         let mut command = Command::new(&dbclient);
@@ -414,15 +406,7 @@ fn plink_cells(cells: &mut Cells, server: &TestServer, keys: &Keys) {
     };
     let host_key = server.host_key().fingerprint_sha256(default_provider());
     for key in [&keys.ed25519, &keys.rsa] {
-        let ppk = PathBuf::from(format!("{}.ppk", key.private_key.display()));
-        let out = run(
-            Command::new(&puttygen)
-                .arg(&key.private_key)
-                .args(["-O", "private", "-o"])
-                .arg(&ppk),
-            CLIENT_TIMEOUT,
-        );
-        assert!(out.success(), "puttygen: {out}");
+        let ppk = key.in_putty_format(&puttygen);
         let mut command = Command::new(&plink);
         command
             .args([

@@ -264,16 +264,7 @@ fn dbclient_cell(cells: &mut Cells, bastion: &Bastion, permit: &str) {
     else {
         return;
     };
-    let key = &bastion.serve.key;
-    let converted = bastion.dir.join("id_ed25519.dropbear");
-    let out = run(
-        Command::new(&convert)
-            .args(["openssh", "dropbear"])
-            .arg(&key.private_key)
-            .arg(&converted),
-        CLIENT_TIMEOUT,
-    );
-    assert!(out.success(), "dropbearconvert: {out}");
+    let converted = bastion.serve.key.in_dropbear_format(&convert);
     // dbclient checks host keys against ~/.ssh/known_hosts, where this version names a
     // host without its port; without a terminal it refuses a key it does not know.
     let home = bastion.dir.join("dbclient-home");
@@ -309,16 +300,7 @@ fn plink_cell(cells: &mut Cells, bastion: &Bastion, permit: &str) {
     let (Some(plink), Some(puttygen)) = (require(Peer::Plink), require(Peer::Puttygen)) else {
         return;
     };
-    let key = &bastion.serve.key;
-    let ppk = bastion.dir.join("id_ed25519.ppk");
-    let out = run(
-        Command::new(&puttygen)
-            .arg(&key.private_key)
-            .args(["-O", "private", "-o"])
-            .arg(&ppk),
-        CLIENT_TIMEOUT,
-    );
-    assert!(out.success(), "puttygen: {out}");
+    let ppk = bastion.serve.key.in_putty_format(&puttygen);
     let input = data(STREAM_BYTES, 0x5eed_0004);
     let out = run_with_input(
         Command::new(&plink)

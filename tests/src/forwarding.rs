@@ -500,3 +500,25 @@ pub fn check_echoed(out: &RunOutput, input: &[u8]) -> Result<String, String> {
         out.elapsed
     ))
 }
+
+/// An address in TEST-NET-2 (RFC 5737) that, inside a [`black_hole_namespace`], is
+/// reached through a veth pair whose far end no one answers on: a SYN to it is dropped
+/// without a reply or an ICMP error, so only a timeout ends a connect to it.
+pub const BLACK_HOLE: &str = "198.51.100.2";
+
+/// `unshare --net sh -c SETUP sh PROGRAM`: runs `program` (the caller adds its
+/// arguments) in a new network namespace with loopback up and [`BLACK_HOLE`] routed into
+/// a veth pair that answers nothing. Needs root; any port is free inside.
+pub fn black_hole_namespace(program: &Path) -> Command {
+    let setup = format!(
+        "ip link set lo up && ip link add bh0 type veth peer name bh1 && \
+         ip addr add 198.51.100.1/24 dev bh0 && ip link set bh0 up && ip link set bh1 up && \
+         ip neigh add {BLACK_HOLE} lladdr 02:00:00:00:00:02 dev bh0 nud permanent && \
+         exec \"$@\""
+    );
+    let mut command = Command::new("unshare");
+    command
+        .args(["--net", "sh", "-c", &setup, "sh"])
+        .arg(program);
+    command
+}

@@ -8,13 +8,8 @@ use std::net::{Ipv4Addr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use interop::forwarding::{Serve, local_forward, source_service};
+use interop::forwarding::{BLACK_HOLE, Serve, black_hole_namespace, local_forward, source_service};
 use interop::peers::{TempDir, current_user, gateway_binary, run, unavailable};
-
-/// An address in TEST-NET-2 (RFC 5737) that, inside the test's own network namespace,
-/// is reached through a veth pair whose far end no one answers on: a SYN to it is
-/// dropped without a reply or an ICMP error, so only a timeout ends the connect.
-const BLACK_HOLE: &str = "198.51.100.2";
 
 #[test]
 fn connect_timeout_ends_a_connect_that_is_never_answered() {
@@ -22,16 +17,8 @@ fn connect_timeout_ends_a_connect_that_is_never_answered() {
         unavailable::<()>("root, for a network namespace holding a black hole");
         return;
     }
-    let setup = format!(
-        "ip link set lo up && ip link add bh0 type veth peer name bh1 && \
-         ip addr add 198.51.100.1/24 dev bh0 && ip link set bh0 up && ip link set bh1 up && \
-         ip neigh add {BLACK_HOLE} lladdr 02:00:00:00:00:02 dev bh0 nud permanent && \
-         exec \"$@\""
-    );
-    let mut command = Command::new("unshare");
+    let mut command = black_hole_namespace(gateway_binary());
     command
-        .args(["--net", "sh", "-c", &setup, "sh"])
-        .arg(gateway_binary())
         .args([
             "-F",
             "none",

@@ -31,8 +31,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use interop::forwarding::{
-    Bastion, PATTERN_CHUNK, PERIOD, Reaper, XorShift, brief, check_echoed, echo_service,
-    echo_through, local_forward, log_line, openssh_client, pattern, source_service, wait_for_port,
+    BLACK_HOLE, Bastion, PATTERN_CHUNK, PERIOD, Reaper, XorShift, black_hole_namespace, brief,
+    check_echoed, echo_service, echo_through, local_forward, log_line, openssh_client, pattern,
+    source_service, wait_for_port,
 };
 use interop::peers::{
     Cells, OpenSsh, Peer, RunOutput, TempDir, current_user, free_port, gateway_binary, keygen,
@@ -52,8 +53,6 @@ const CONCURRENT: usize = 1000;
 const CONCURRENT_BYTES: usize = 64 * 1024;
 /// What the Python clients send: they are slow, and the size is not what they test.
 const PYTHON_BYTES: usize = 2 * 1024 * 1024;
-/// The address behind the black hole, in TEST-NET-2 (RFC 5737), inside the namespace only.
-const BLACK_HOLE: &str = "198.51.100.2";
 
 /// The server's host key, `SHA256:...`.
 fn host_key_fingerprint(host_key: &Path) -> String {
@@ -548,16 +547,8 @@ fn black_hole_cell(cells: &mut Cells, ssh: &Path) {
     let host_key = dir.join("host_key");
     // Any port is free in a new namespace.
     let port = 2222;
-    let setup = format!(
-        "ip link set lo up && ip link add bh0 type veth peer name bh1 && \
-         ip addr add 198.51.100.1/24 dev bh0 && ip link set bh0 up && ip link set bh1 up && \
-         ip neigh add {BLACK_HOLE} lladdr 02:00:00:00:00:02 dev bh0 nud permanent && \
-         exec \"$@\""
-    );
-    let mut command = Command::new("unshare");
+    let mut command = black_hole_namespace(gateway_binary());
     command
-        .args(["--net", "sh", "-c", &setup, "sh"])
-        .arg(gateway_binary())
         .args(["serve", "-v", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--host-key")
         .arg(&host_key)

@@ -188,6 +188,16 @@ impl Bastion {
         command
     }
 
+    /// Starts `gateway -N -L SPEC 127.0.0.1`, its stderr piped, without waiting for it.
+    fn forwards_only(&self, spec: &str) -> Reaper {
+        let mut command = self.client(&["-N", "-L", spec]);
+        command
+            .arg("127.0.0.1")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
+        Reaper::spawn(&mut command, "the gateway client")
+    }
+
     /// Runs `gateway 127.0.0.1 COMMAND` with stdin closed.
     fn run_command(&self, remote: &str) -> RunOutput {
         let mut command = self.client(&[]);
@@ -713,12 +723,7 @@ fn unix_cell(bastion: &Bastion) -> Result<String, String> {
     // A local socket, forwarded to TCP.
     let local = sockets.join("local.sock");
     let spec = format!("{}:127.0.0.1:{echo}", local.display());
-    let mut command = bastion.client(&["-N", "-L", &spec]);
-    command
-        .arg("127.0.0.1")
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut client = Reaper::spawn(&mut command, "the gateway client");
+    let mut client = bastion.forwards_only(&spec);
     let deadline = Instant::now() + LISTEN_TIMEOUT;
     let stream = loop {
         match UnixStream::connect(&local) {
@@ -749,12 +754,7 @@ fn unix_cell(bastion: &Bastion) -> Result<String, String> {
     unix_echo_service(&remote);
     let local_port = free_port();
     let spec = format!("{local_port}:{}", remote.display());
-    let mut command = bastion.client(&["-N", "-L", &spec]);
-    command
-        .arg("127.0.0.1")
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut client = Reaper::spawn(&mut command, "the gateway client");
+    let mut client = bastion.forwards_only(&spec);
     let deadline = Instant::now() + LISTEN_TIMEOUT;
     while !listening(client.id(), local_port) {
         if !client.alive() || Instant::now() >= deadline {

@@ -1,6 +1,6 @@
 //! The channel multiplexer (`connection::channels`) over a real handshake: both sides
 //! running [`Channels`] for the ordinary flows, and a hand-written client sending raw
-//! connection messages for the Channels rows of HOSTILE.md.
+//! connection messages for what a hostile peer may try.
 
 mod channels_rig;
 
@@ -8,7 +8,10 @@ use channels_rig::*;
 use ssh_proto::Error;
 use ssh_proto::connection::budget::WINDOW_FLOOR;
 use ssh_proto::connection::channels::{ChannelsConfig, Event, OwnedChannelType, OwnedRequest};
-use ssh_proto::connection::msg::{ChannelRequestBody, ChannelType, OpenFailureReason};
+use ssh_proto::connection::msg::{
+    ChannelRequestBody, ChannelType, ExitSignal, OpenFailureReason, PtyRequest, TerminalModes,
+    TerminalSize,
+};
 use ssh_proto::msg::MessageNumber;
 use ssh_proto::wire::Writer;
 
@@ -343,8 +346,123 @@ fn global_requests_and_replies() {
     );
 }
 
+/// Every session request of RFC 4254 section 6 and OpenSSH's `eow@openssh.com` crosses
+/// the wire and reaches the other side's application field by field, with its
+/// `want_reply` as sent.
+#[test]
+fn every_session_request_reaches_the_peer_field_by_field() {
+    let mut rig = Rig::both();
+    let (c, s) = rig.session();
+    let modes = [1u8, 0, 0, 0, 3, 53, 0, 0, 0, 1, 0];
+    let size = TerminalSize {
+        cols: 132,
+        rows: 43,
+        width_px: 1056,
+        height_px: 688,
+    };
+
+    // From the client, as ssh sends them before and during a session.
+    let client_requests: Vec<(ChannelRequestBody<'_>, bool, OwnedRequest)> = vec![
+        (
+            ChannelRequestBody::PtyReq(PtyRequest {
+                term: b"xterm-256color",
+                size,
+                modes: TerminalModes::parse(&modes).unwrap(),
+            }),
+            true,
+            OwnedRequest::PtyReq {
+                term: b"xterm-256color".to_vec(),
+                size,
+                modes: modes.to_vec(),
+            },
+        ),
+        (
+            ChannelRequestBody::Env {
+                name: b"LANG",
+                value: b"C.UTF-8",
+            },
+            false,
+            OwnedRequest::Env {
+                name: b"LANG".to_vec(),
+                value: b"C.UTF-8".to_vec(),
+            },
+        ),
+        (ChannelRequestBody::Shell, true, OwnedRequest::Shell),
+        (
+            ChannelRequestBody::Subsystem { name: b"sftp" },
+            true,
+            OwnedRequest::Subsystem {
+                name: b"sftp".to_vec(),
+            },
+        ),
+        (
+            ChannelRequestBody::WindowChange(TerminalSize { cols: 80, ..size }),
+            false,
+            OwnedRequest::WindowChange(TerminalSize { cols: 80, ..size }),
+        ),
+        (
+            ChannelRequestBody::Signal { name: b"INT" },
+            false,
+            OwnedRequest::Signal {
+                name: b"INT".to_vec(),
+            },
+        ),
+        (ChannelRequestBody::Eow, false, OwnedRequest::Eow),
+    ];
+    for (body, want_reply, expected) in &client_requests {
+        let t = &mut rig.pair.client.transport;
+        rig.client.ch().request(t, c, body, *want_reply).unwrap();
+        rig.server_reads().unwrap();
+        assert_eq!(
+            rig.server.next_event(),
+            Event::Request {
+                channel: s,
+                request: expected.clone(),
+                want_reply: *want_reply,
+            },
+            "{:?}",
+            String::from_utf8_lossy(body.name())
+        );
+        if *want_reply {
+            let t = &mut rig.pair.server.transport;
+            rig.server.ch().reply(t, s, false).unwrap();
+            rig.client_reads().unwrap();
+            assert_eq!(
+                rig.client.next_event(),
+                Event::RequestResult {
+                    channel: c,
+                    ok: false
+                }
+            );
+        }
+    }
+
+    // From the server, as a session ends on a signal.
+    let t = &mut rig.pair.server.transport;
+    let exit = ChannelRequestBody::ExitSignal(ExitSignal {
+        signal: b"SEGV",
+        core_dumped: true,
+        message: b"Segmentation fault",
+        language: b"",
+    });
+    rig.server.ch().request(t, s, &exit, false).unwrap();
+    rig.client_reads().unwrap();
+    assert_eq!(
+        rig.client.next_event(),
+        Event::Request {
+            channel: c,
+            request: OwnedRequest::ExitSignal {
+                signal: b"SEGV".to_vec(),
+                core_dumped: true,
+                message: b"Segmentation fault".to_vec(),
+            },
+            want_reply: false,
+        }
+    );
+}
+
 // ---------------------------------------------------------------------------------------
-// HOSTILE.md, Channels: a hand-written client against the server's Channels
+// Hostile clients: a hand-written client against the server's Channels
 
 fn hostile() -> Rig {
     Rig::new(None, ChannelsConfig::default())
@@ -833,7 +951,7 @@ fn a_global_request_whose_header_does_not_parse_disconnects() {
 }
 
 // ---------------------------------------------------------------------------------------
-// HOSTILE.md, Channels: a hand-written server against the client's Channels
+// Hostile servers: a hand-written server against the client's Channels
 
 fn hostile_server() -> Rig {
     Rig::raw_server(ChannelsConfig::default())

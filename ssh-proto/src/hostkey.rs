@@ -915,7 +915,7 @@ mod tests {
 
     #[test]
     fn oversized_rsa_key_never_reaches_the_provider() {
-        // HOSTILE.md: an RSA host key over 8192 bits is refused before verifying. A key
+        // A hostile peer's RSA host key over 8192 bits is refused before verifying. A key
         // built by hand skips the parser, so verify() must check again.
         let key = PublicKey::Rsa {
             e: vec![1, 0, 1],

@@ -38,7 +38,7 @@ pub struct KexInit<'a> {
 
 impl<'a> KexInit<'a> {
     /// Parses a whole KEXINIT payload, message number included. A malformed one is a key
-    /// exchange failure, as HOSTILE input such as control bytes in names must be.
+    /// exchange failure, as hostile input such as control bytes in names must be.
     pub fn parse(payload: &'a [u8]) -> Result<Self, Error> {
         let fail = |e: crate::wire::WireError| {
             Error::protocol(

@@ -734,7 +734,7 @@ fn partial_success_then_password() {
     assert_eq!(h.exchange(&success()).unwrap(), [ClientAuthEvent::Success]);
 }
 
-/// HOSTILE.md, client role: SUCCESS or FAILURE with no request outstanding, and method
+/// A hostile server: SUCCESS or FAILURE with no request outstanding, and method
 /// messages nobody asked for, end the connection with PROTOCOL_ERROR.
 #[test]
 fn answers_with_nothing_outstanding_are_protocol_errors() {

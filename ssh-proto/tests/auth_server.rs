@@ -1,7 +1,6 @@
 //! The server side of authentication (`auth::server`) against a client written by hand:
 //! a real handshake over the simulator, then USERAUTH messages built field by field, so a
-//! test can send what a well-behaved client never would. Covers the Authentication rows
-//! of HOSTILE.md.
+//! test can send what a well-behaved client never would: what a hostile client may try.
 
 use std::sync::{Arc, Mutex, Once};
 
@@ -500,7 +499,7 @@ fn bad_signatures_fail_without_reaching_the_application() {
     assert!(!rig.pair.server.transport.is_closed());
 }
 
-/// HOSTILE.md: a key blob that does not parse fails that attempt; the connection lives.
+/// A key blob that does not parse fails that attempt; the connection lives.
 /// So do algorithms we refuse and an algorithm that does not fit the key.
 #[test]
 fn unusable_keys_fail_the_attempt_only() {
@@ -535,7 +534,7 @@ fn unusable_keys_fail_the_attempt_only() {
     ));
 }
 
-/// HOSTILE.md: a query for key A, then a signed request with key B. Only a key whose own
+/// A query for key A, then a signed request with key B. Only a key whose own
 /// signature verified reaches the application as verified; a query authorises nothing.
 #[test]
 fn query_for_one_key_never_vouches_for_another() {
@@ -1038,7 +1037,7 @@ fn only_the_first_none_is_free() {
     }
 }
 
-/// HOSTILE.md: 10,000 requests on one connection. Answered at once, they stop at the
+/// 10,000 requests on one connection. Answered at once, they stop at the
 /// sixth; left unanswered, the queue stops them after the limit. Either way the server
 /// reads only a handful, far below the transport's own flood cap.
 #[test]
@@ -1066,7 +1065,7 @@ fn ten_thousand_requests_are_cut_at_the_cap() {
     assert!(rig.pair.server.transport.stats().packets_received < 20);
 }
 
-/// HOSTILE.md: user names over 1 KiB, with control characters or not UTF-8 fail without
+/// User names over 1 KiB, with control characters or not UTF-8 fail without
 /// reaching the application, and count.
 #[test]
 fn bad_user_names_fail_and_count() {
@@ -1144,7 +1143,7 @@ fn methods_not_offered_fail() {
 // ---------------------------------------------------------------------------------------
 // Protocol errors
 
-/// HOSTILE.md: a client sending USERAUTH_SUCCESS, or any server-to-client message of
+/// A client sending USERAUTH_SUCCESS, or any server-to-client message of
 /// this layer (and the unassigned numbers up to 79): disconnect.
 #[test]
 fn server_messages_from_the_client_disconnect() {
@@ -1182,7 +1181,7 @@ fn server_messages_from_the_client_disconnect() {
     rig.expect_disconnect(result, DisconnectReason::PROTOCOL_ERROR);
 }
 
-/// HOSTILE.md: any message numbered 80 or above before authentication succeeds ends the
+/// Any message numbered 80 or above before authentication succeeds ends the
 /// connection; the transport refuses it before it reaches the application.
 #[test]
 fn connection_messages_before_success_disconnect() {

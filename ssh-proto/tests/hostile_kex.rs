@@ -1,4 +1,4 @@
-//! HOSTILE.md, "Key exchange and Terrapin": strict key exchange against a man in the
+//! Hostile key exchanges (Terrapin and the rest): strict key exchange against a man in the
 //! middle, EXT_INFO placement, bad key exchange values, hostile algorithm lists, guessed
 //! packets, and host keys that must be refused. Shared helpers are in `hostile_common`.
 

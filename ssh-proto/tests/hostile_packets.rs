@@ -1,4 +1,4 @@
-//! HOSTILE.md, "Binary packet protocol": impossible lengths before and after keys, the
+//! Hostile binary packets: impossible lengths before and after keys, the
 //! biggest packets that must pass, malformed framing, flipped bits under every cipher
 //! suite, unknown messages, and a peer that never answers our KEXINIT. Shared helpers are
 //! in `hostile_common`.

@@ -1,4 +1,4 @@
-//! HOSTILE.md, "Version exchange and resources before authentication": banners that never
+//! Hostile version exchanges and resources before authentication: banners that never
 //! come or come slowly, lines before the version line, bad version lines, the
 //! pre-authentication deadline, and floods before authentication. Shared helpers are in
 //! `hostile_common`.

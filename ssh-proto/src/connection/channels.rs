@@ -20,7 +20,7 @@
 //!    Call it once per channel per round so that every channel gets its turn.
 //!
 //! A message the peer may not send ends the connection: the call returns the error and a
-//! DISCONNECT with PROTOCOL_ERROR is queued. The rules follow HOSTILE.md: an id that names
+//! DISCONNECT with PROTOCOL_ERROR is queued. Against a hostile peer: an id that names
 //! no channel is fatal, a message that crossed our CLOSE is dropped, replies nobody asked
 //! for are discarded, and an open or confirmation with a maximum packet size of 0 or over
 //! 2^31 costs only that channel.
@@ -337,8 +337,9 @@ pub enum Event {
     Opened { channel: u32 },
     /// The peer refused a channel we opened; its id is free again. Also the end of a
     /// channel the peer confirmed with a maximum packet size of 0 or over 2^31: we close
-    /// such a channel at once, and this comes when the peer's CLOSE does, with the reason
-    /// ADMINISTRATIVELY_PROHIBITED that we give for such a CHANNEL_OPEN from the peer.
+    /// such a channel at once and this comes at once too, with the reason
+    /// ADMINISTRATIVELY_PROHIBITED that we give for such a CHANNEL_OPEN from the peer; its
+    /// id stays taken until the peer's CLOSE, which is not reported.
     OpenFailed {
         channel: u32,
         reason: OpenFailureReason,
@@ -639,7 +640,7 @@ impl Channels {
             })
         };
 
-        // HOSTILE.md: a maximum packet of 0 or over 2^31 is refused, not fatal.
+        // A maximum packet of 0 or over 2^31 is refused, not fatal.
         let Ok(send) = SendWindow::new(m.initial_window, m.max_packet) else {
             log::debug!(
                 "channel open refused max_packet={} reason=bad maximum packet",
@@ -688,8 +689,8 @@ impl Channels {
             return Ok(());
         }
 
-        // A maximum packet of 0 or over 2^31, which we refuse in the peer's CHANNEL_OPEN
-        // (HOSTILE.md). Here the channel already exists on the peer's side, so it is
+        // A maximum packet of 0 or over 2^31, which we refuse in the peer's CHANNEL_OPEN.
+        // Here the channel already exists on the peer's side, so it is
         // closed at once. The application hears now that the open failed, as if the peer
         // had refused it, so a peer that never sends its CLOSE cannot keep it waiting;
         // the id stays taken until that CLOSE comes (RFC 4254 section 5.3), and the
@@ -781,7 +782,7 @@ impl Channels {
         }
         let state = &mut self.table.get_mut(id)?.value;
         if state.ours_pending == 0 {
-            // HOSTILE.md: a reply to nothing is discarded, and nothing is queued for it.
+            // A reply to nothing is discarded, and nothing is queued for it.
             log::trace!("unsolicited channel reply discarded channel={id}");
             return Ok(());
         }

@@ -757,7 +757,7 @@ mod tests {
     }
 
     // -----------------------------------------------------------------------------------
-    // Nothing unless allowed (HOSTILE.md, Channels: "Forwarding server policy")
+    // Nothing unless allowed: every kind of channel and request is refused by default
 
     #[test]
     fn the_default_policy_refuses_every_channel_request_and_global_request() {

@@ -1,5 +1,5 @@
 //! Helpers shared by the hostile-input tests of the transport (`hostile_version.rs`,
-//! `hostile_packets.rs`, `hostile_kex.rs`), which turn the rows of HOSTILE.md into
+//! `hostile_packets.rs`, `hostile_kex.rs`), which turn what a hostile peer may try into
 //! deterministic tests: bytes go into the sans-IO core, and each test checks what comes out
 //! (the error and its disconnect reason, the SSH_MSG_DISCONNECT queued for the peer, a
 //! reply, or silence) and that what the core holds stays under a stated bound.

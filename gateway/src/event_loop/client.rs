@@ -13,6 +13,8 @@ use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::{Arc, mpsc};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use ssh_proto::connection::channels::{
@@ -145,18 +147,36 @@ impl std::fmt::Debug for ClientRole {
     }
 }
 
-/// Makes a new authenticated connection to the same server, for `--reconnect`.
-pub type Reconnector = Box<dyn FnMut() -> Result<BlockingConn, String>>;
+/// Makes a new authenticated connection to the same server, for `--reconnect`. It
+/// blocks (connect, key exchange, authentication), so it runs on a thread of its own,
+/// never on the loop's.
+pub type Reconnector = Box<dyn FnMut() -> Result<BlockingConn, String> + Send>;
 
 /// The first wait before reconnecting, and the longest.
 const RECONNECT_FIRST: Duration = Duration::from_secs(1);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
+/// The wait after `delay` when an attempt failed: twice as long, up to [`RECONNECT_MAX`].
+fn next_delay(delay: Duration) -> Duration {
+    (delay * 2).min(RECONNECT_MAX)
+}
+
+/// What an attempt's thread hands back: the connector, for the next attempt, and what
+/// it made.
+type Attempt = (Reconnector, Result<BlockingConn, String>);
+
 /// A forwards-only client that reconnects when its connection is lost: the listeners
 /// stay bound meanwhile (local connections that arrive are closed at once), and attempts
 /// back off from 1 s to 30 s.
+///
+/// An attempt runs on a thread with the [`Reconnector`] moved into it, and the loop
+/// goes on meanwhile: it keeps closing what arrives at the listeners, and a stop signal
+/// still ends it within the drain time, however long the attempt hangs. The thread
+/// sends the connector back with its result and wakes the loop.
 pub(crate) struct Reconnect {
-    connect: Reconnector,
+    /// `None` while an attempt holds it.
+    connect: Option<Reconnector>,
+    attempt: Option<mpsc::Receiver<Attempt>>,
     setup: ClientSetup,
     outcome: Rc<RefCell<Outcome>>,
     delay: Duration,
@@ -169,6 +189,7 @@ impl std::fmt::Debug for Reconnect {
         f.debug_struct("Reconnect")
             .field("host", &self.setup.host)
             .field("delay", &self.delay)
+            .field("attempting", &self.attempt.is_some())
             .field("conn", &self.conn)
             .finish_non_exhaustive()
     }
@@ -219,7 +240,8 @@ impl super::EventLoop {
         }
         if let Some(connect) = reconnect {
             self.reconnect = Some(Reconnect {
-                connect,
+                connect: Some(connect),
+                attempt: None,
                 setup,
                 outcome: Rc::clone(&outcome),
                 delay: RECONNECT_FIRST,
@@ -300,45 +322,102 @@ impl super::EventLoop {
         true
     }
 
-    /// The reconnect timer fired: try once; on success the listeners move to the new
-    /// connection and take what waited in their backlogs.
+    /// The reconnect timer fired: start an attempt on a thread of its own. Its result
+    /// comes back through the loop's waker to [`Self::finish_reconnect`].
     pub(crate) fn try_reconnect(&mut self) {
+        let waker = Arc::clone(&self.waker);
+        let Some(state) = self.reconnect.as_mut() else {
+            return;
+        };
+        if state.conn.is_some() || state.attempt.is_some() || self.draining.is_some() {
+            return;
+        }
+        let Some(mut connect) = state.connect.take() else {
+            return;
+        };
+        let (done, attempt) = mpsc::channel();
+        let spawned = thread::Builder::new()
+            .name("reconnect".to_owned())
+            .spawn(move || {
+                let result = connect();
+                // The loop may be gone (it stopped while this attempt hung); then nobody
+                // wants the result, and the connection it made closes as it drops.
+                if done.send((connect, result)).is_ok() {
+                    let _ = waker.wake();
+                }
+            });
+        match spawned {
+            Ok(_) => state.attempt = Some(attempt),
+            Err(e) => {
+                // The connector moved into the closure that failed to start, so there is
+                // nothing to try again with: end as a lost connection without reconnect.
+                let line = format!("cannot start a reconnect attempt: {e}");
+                state.outcome.borrow_mut().error = Some(line);
+                self.reconnect = None;
+                self.cut_all("reconnect failed");
+            }
+        }
+    }
+
+    /// The loop's waker rang: when it was for a finished reconnect attempt, take its
+    /// connection into the loop and move the listeners to it, or schedule the next
+    /// attempt after a longer wait.
+    pub(crate) fn finish_reconnect(&mut self) {
+        let Some(state) = self.reconnect.as_mut() else {
+            return;
+        };
+        let Some(attempt) = state.attempt.as_ref() else {
+            return;
+        };
+        let (connect, result) = match attempt.try_recv() {
+            Ok(done) => done,
+            Err(mpsc::TryRecvError::Empty) => return,
+            Err(mpsc::TryRecvError::Disconnected) => {
+                // The attempt's thread ended without an answer: it panicked, and took
+                // the connector with it.
+                state.outcome.borrow_mut().error = Some("reconnect attempt failed".to_owned());
+                self.reconnect = None;
+                self.cut_all("reconnect failed");
+                return;
+            }
+        };
+        state.attempt = None;
+        state.connect = Some(connect);
+        if self.draining.is_some() {
+            return;
+        }
         let Some(mut state) = self.reconnect.take() else {
             return;
         };
-        if state.conn.is_some() || self.draining.is_some() {
-            self.reconnect = Some(state);
-            return;
-        }
-        match (state.connect)() {
-            Ok(conn) => match self.add_client_conn(conn, state.setup.clone(), &state.outcome) {
-                Ok(index) => {
-                    eprintln!("gateway: reconnected to {}", state.setup.host);
-                    state.conn = Some(index);
-                    state.delay = RECONNECT_FIRST;
-                    let mut listeners = Vec::new();
-                    for (li, listener) in &mut self.listeners {
-                        if let Purpose::Forward { conn, .. } = &mut listener.purpose {
-                            *conn = index;
-                            listeners.push(li);
-                        }
+        let added =
+            result.and_then(|conn| self.add_client_conn(conn, state.setup.clone(), &state.outcome));
+        match added {
+            Ok(index) => {
+                eprintln!("gateway: reconnected to {}", state.setup.host);
+                state.conn = Some(index);
+                state.delay = RECONNECT_FIRST;
+                let mut listeners = Vec::new();
+                for (li, listener) in &mut self.listeners {
+                    if let Purpose::Forward { conn, .. } = &mut listener.purpose {
+                        *conn = index;
+                        listeners.push(li);
                     }
-                    self.reconnect = Some(state);
-                    for li in listeners {
-                        self.accept(li);
-                    }
-                    return;
                 }
-                Err(e) => eprintln!("gateway: {e}"),
-            },
-            Err(e) => eprintln!("gateway: {e}"),
+                self.reconnect = Some(state);
+                for li in listeners {
+                    self.accept(li);
+                }
+            }
+            Err(e) => {
+                eprintln!("gateway: {e}");
+                state.delay = next_delay(state.delay);
+                eprintln!("gateway: reconnecting in {} s", state.delay.as_secs());
+                let at = Instant::now() + state.delay;
+                self.timers
+                    .push(std::cmp::Reverse((at, super::Timer::Reconnect)));
+                self.reconnect = Some(state);
+            }
         }
-        state.delay = (state.delay * 2).min(RECONNECT_MAX);
-        eprintln!("gateway: reconnecting in {} s", state.delay.as_secs());
-        let at = std::time::Instant::now() + state.delay;
-        self.timers
-            .push(std::cmp::Reverse((at, super::Timer::Reconnect)));
-        self.reconnect = Some(state);
     }
 }
 
@@ -817,5 +896,21 @@ impl Role for ClientRole {
             other => format!("Connection to {host}: {other}"),
         };
         outcome.error = Some(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_waits_double_from_one_second_up_to_thirty() {
+        let mut delay = RECONNECT_FIRST;
+        let mut waits = vec![delay.as_secs()];
+        for _ in 0..7 {
+            delay = next_delay(delay);
+            waits.push(delay.as_secs());
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30, 30]);
     }
 }

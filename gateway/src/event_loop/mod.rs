@@ -351,7 +351,10 @@ impl EventLoop {
             (Some(Kind::Sock), i) => self.on_sock_event(i, readable, writable),
             (Some(Kind::Listener), i) => self.accept(i),
             (Some(Kind::Signal), _) => self.on_signals(),
-            (Some(Kind::Waker), _) => self.take_lookups(),
+            (Some(Kind::Waker), _) => {
+                self.take_lookups();
+                self.finish_reconnect();
+            }
             (None, _) => {}
         }
     }

@@ -153,7 +153,7 @@ pub fn describe(at: &str, e: DriveError) -> String {
 
 /// The C library's text for an OS error, as ssh prints it: `Connection refused`, not
 /// `Connection refused (os error 111)`.
-fn os_error_text(e: &std::io::Error) -> String {
+pub(crate) fn os_error_text(e: &std::io::Error) -> String {
     let text = e.to_string();
     match text.find(" (os error") {
         Some(i) => text[..i].to_owned(),

@@ -209,7 +209,12 @@ impl super::EventLoop {
             }) {
                 Ok(bound) => bound,
                 Err(e) => {
-                    let line = format!("bind {}: {e}", forward.listen);
+                    // ssh's words: `bind [127.0.0.1]:8080: Address already in use`.
+                    let at = match &forward.listen {
+                        Listen::Tcp(addr) => format!("[{}]:{}", addr.ip(), addr.port()),
+                        Listen::Unix(path) => path.display().to_string(),
+                    };
+                    let line = format!("bind {at}: {}", crate::connect::os_error_text(&e));
                     if setup.exit_on_forward_failure {
                         self.cut_all("forwarding failed");
                         return Err(format!("{line}; Could not request local forwarding."));

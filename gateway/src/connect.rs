@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ssh_proto::Error as ProtoError;
+use ssh_proto::algorithms::Algorithm;
 use ssh_proto::auth::msg::Method;
 use ssh_proto::config::Config;
 use ssh_proto::hostkey::PublicKey;
@@ -117,8 +118,30 @@ pub fn handshake(
         return Err(last.to_owned());
     }
     result.map_err(|e| describe(&at, e))?;
+    log_negotiated(&conn.transport);
     let key = host_key.ok_or_else(|| format!("{at}: no host key"))?;
     Ok((conn, key))
+}
+
+/// What the key exchange settled on, at debug level (`-v`), in the words of ssh's own
+/// `kex:` debug lines.
+fn log_negotiated(transport: &Transport) {
+    let Some(n) = transport.negotiated() else {
+        return;
+    };
+    let mac = |m: Option<ssh_proto::algorithms::Mac>| m.map_or("<implicit>", |m| m.name());
+    log::debug!("kex: algorithm: {}", n.kex.name());
+    log::debug!("kex: host key algorithm: {}", n.host_key.name());
+    log::debug!(
+        "kex: server->client cipher: {} MAC: {}",
+        n.cipher_s2c.name(),
+        mac(n.mac_s2c)
+    );
+    log::debug!(
+        "kex: client->server cipher: {} MAC: {}",
+        n.cipher_c2s.name(),
+        mac(n.mac_c2s)
+    );
 }
 
 /// Authenticates as `options.auth.user`; returns the method that succeeded.

@@ -144,6 +144,32 @@ fn log_negotiated(transport: &Transport) {
     );
 }
 
+/// Why a login failed, as one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginError {
+    /// The server accepted none of what could be tried: `user@host: Permission denied
+    /// (publickey).`, which ssh prints without its own name in front.
+    Denied(String),
+    /// The connection failed on the way.
+    Failed(String),
+}
+
+impl std::fmt::Display for LoginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Denied(line) | Self::Failed(line) => f.write_str(line),
+        }
+    }
+}
+
+impl std::error::Error for LoginError {}
+
+impl From<LoginError> for String {
+    fn from(e: LoginError) -> String {
+        e.to_string()
+    }
+}
+
 /// Authenticates as `options.auth.user`; returns the method that succeeded.
 pub fn authenticate(
     conn: &mut BlockingConn,
@@ -151,13 +177,15 @@ pub fn authenticate(
     prompter: &Prompter,
     host: &str,
     port: u16,
-) -> Result<Method, String> {
+) -> Result<Method, LoginError> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     Authenticator::new(conn, &options.auth, prompter, host, deadline)
         .run()
         .map_err(|e| match e {
-            AuthError::Denied(_) => format!("{}@{host}: {e}", options.auth.user),
-            AuthError::Drive(d) => describe(&format!("{host} port {port}"), d),
+            AuthError::Denied(_) => {
+                LoginError::Denied(format!("{}@{host}: {e}", options.auth.user))
+            }
+            AuthError::Drive(d) => LoginError::Failed(describe(&format!("{host} port {port}"), d)),
         })
 }
 

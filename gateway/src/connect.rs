@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ssh_proto::Error as ProtoError;
+use ssh_proto::algorithms::Algorithm;
 use ssh_proto::auth::msg::Method;
 use ssh_proto::config::Config;
 use ssh_proto::hostkey::PublicKey;
@@ -117,8 +118,56 @@ pub fn handshake(
         return Err(last.to_owned());
     }
     result.map_err(|e| describe(&at, e))?;
+    log_negotiated(&conn.transport);
     let key = host_key.ok_or_else(|| format!("{at}: no host key"))?;
     Ok((conn, key))
+}
+
+/// What the key exchange settled on, at debug level (`-v`), in the words of ssh's own
+/// `kex:` debug lines.
+fn log_negotiated(transport: &Transport) {
+    let Some(n) = transport.negotiated() else {
+        return;
+    };
+    let mac = |m: Option<ssh_proto::algorithms::Mac>| m.map_or("<implicit>", |m| m.name());
+    log::debug!("kex: algorithm: {}", n.kex.name());
+    log::debug!("kex: host key algorithm: {}", n.host_key.name());
+    log::debug!(
+        "kex: server->client cipher: {} MAC: {}",
+        n.cipher_s2c.name(),
+        mac(n.mac_s2c)
+    );
+    log::debug!(
+        "kex: client->server cipher: {} MAC: {}",
+        n.cipher_c2s.name(),
+        mac(n.mac_c2s)
+    );
+}
+
+/// Why a login failed, as one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginError {
+    /// The server accepted none of what could be tried: `user@host: Permission denied
+    /// (publickey).`, which ssh prints without its own name in front.
+    Denied(String),
+    /// The connection failed on the way.
+    Failed(String),
+}
+
+impl std::fmt::Display for LoginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Denied(line) | Self::Failed(line) => f.write_str(line),
+        }
+    }
+}
+
+impl std::error::Error for LoginError {}
+
+impl From<LoginError> for String {
+    fn from(e: LoginError) -> String {
+        e.to_string()
+    }
 }
 
 /// Authenticates as `options.auth.user`; returns the method that succeeded.
@@ -128,13 +177,15 @@ pub fn authenticate(
     prompter: &Prompter,
     host: &str,
     port: u16,
-) -> Result<Method, String> {
+) -> Result<Method, LoginError> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     Authenticator::new(conn, &options.auth, prompter, host, deadline)
         .run()
         .map_err(|e| match e {
-            AuthError::Denied(_) => format!("{}@{host}: {e}", options.auth.user),
-            AuthError::Drive(d) => describe(&format!("{host} port {port}"), d),
+            AuthError::Denied(_) => {
+                LoginError::Denied(format!("{}@{host}: {e}", options.auth.user))
+            }
+            AuthError::Drive(d) => LoginError::Failed(describe(&format!("{host} port {port}"), d)),
         })
 }
 
@@ -153,7 +204,7 @@ pub fn describe(at: &str, e: DriveError) -> String {
 
 /// The C library's text for an OS error, as ssh prints it: `Connection refused`, not
 /// `Connection refused (os error 111)`.
-fn os_error_text(e: &std::io::Error) -> String {
+pub(crate) fn os_error_text(e: &std::io::Error) -> String {
     let text = e.to_string();
     match text.find(" (os error") {
         Some(i) => text[..i].to_owned(),

@@ -1,14 +1,22 @@
 //! The client's clocks: `ConnectTimeout` ends a connect to an address that never
 //! answers, and `ServerAliveInterval` notices a bastion that went silent with its socket
-//! still open, within `ServerAliveCountMax` intervals, closing the forwards' local
-//! sockets and exiting 255 with one line, as ssh does.
+//! still open, closing the forwards' local sockets and exiting 255 with one line, as ssh
+//! does. Keepalives follow ssh's semantics: after each whole interval without a packet
+//! from the server one goes out, and when `ServerAliveCountMax` of them have gone
+//! unanswered the client gives up at the next check, `ServerAliveCountMax + 1` intervals
+//! after the server was last heard; a server that answers is never given up on, even
+//! with a count of 1 on a connection that carries nothing else.
 
 use std::io::Read;
 use std::net::{Ipv4Addr, TcpStream};
 use std::process::{Command, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use interop::forwarding::{BLACK_HOLE, Serve, black_hole_namespace, local_forward, source_service};
+use interop::forwarding::{
+    BLACK_HOLE, Serve, black_hole_namespace, echo_service, echo_through, local_forward,
+    source_service,
+};
 use interop::peers::{TempDir, current_user, gateway_binary, run, unavailable};
 
 #[test]
@@ -44,6 +52,11 @@ fn connect_timeout_ends_a_connect_that_is_never_answered() {
     );
 }
 
+/// A bastion that stops answering, its socket still open, is given up on exactly when
+/// ssh would: `ServerAliveInterval=1` and `ServerAliveCountMax=3` send three keepalives a
+/// second apart after the last packet, and the check a second after the third finds it
+/// unanswered, four seconds after the server was last heard. The client then closes the
+/// forward's local socket and exits 255 with ssh's line.
 #[test]
 fn keepalives_notice_a_silent_bastion() {
     let dir = TempDir::new("silent-bastion");
@@ -76,15 +89,18 @@ fn keepalives_notice_a_silent_bastion() {
     };
     stop("-STOP");
     let stopped = Instant::now();
-    // Drain what was on its way, until the forward closes.
+    // Drain what was on its way, until the forward closes. The last data read is the
+    // last packet the client got from the server, to within the time it takes to pass
+    // it on: the silence the keepalives measure starts there.
+    let mut last_data = stopped;
     let closed_after = loop {
         match stream.read(&mut buf) {
             Ok(0) | Err(_) => break stopped.elapsed(),
-            Ok(_) => {}
+            Ok(_) => last_data = Instant::now(),
         }
     };
     let status = client.wait_exit(Duration::from_secs(10));
-    let exited_after = stopped.elapsed();
+    let exited = Instant::now();
     stop("-CONT");
     let status =
         status.unwrap_or_else(|| panic!("the client still runs 10 s after its server stopped"));
@@ -95,14 +111,48 @@ fn keepalives_notice_a_silent_bastion() {
         "gateway: Timeout, server 127.0.0.1 not responding.",
         "the client's last words"
     );
-    // Three unanswered keepalives a second apart, and the check that finds the third
-    // one unanswered: between 3 and 5 seconds, with some slack for a busy machine.
+    // (ServerAliveCountMax + 1) intervals of silence: 4 s. The slack below covers the
+    // time a packet takes to reach the reader; the slack above, a late timer on a busy
+    // machine and this test's 20 ms polling. A client that counted whole intervals from
+    // a fixed start, or waited one more, would be a second out.
+    let silence = exited.saturating_duration_since(last_data);
+    println!("gave up {silence:?} after the last data, {closed_after:?} after the stop");
     assert!(
-        exited_after >= Duration::from_secs(3) && exited_after < Duration::from_millis(5500),
-        "the client gave up {exited_after:?} after the server went silent"
+        silence >= Duration::from_millis(3_750) && silence < Duration::from_millis(4_750),
+        "the client gave up {silence:?} after the server was last heard"
     );
+    let exited_after = exited.saturating_duration_since(stopped);
     assert!(
         closed_after <= exited_after + Duration::from_millis(500),
         "the local socket closed {closed_after:?} after, the client exited {exited_after:?} after"
     );
+}
+
+/// `ServerAliveCountMax=1` on a connection that carries nothing: each silent second a
+/// keepalive goes out and its answer keeps the connection, so after several intervals
+/// the client still runs and its forward still carries data. A client that gave up
+/// without first asking would end here after a second or two.
+#[test]
+fn keepalives_keep_an_idle_connection_up() {
+    let dir = TempDir::new("idle-bastion");
+    let Some(serve) = Serve::start(dir.path(), &[]) else {
+        return;
+    };
+    let echo = echo_service();
+    let (mut client, local) = local_forward(
+        &serve.key.private_key,
+        serve.port,
+        echo,
+        &["-o", "ServerAliveInterval=1", "-o", "ServerAliveCountMax=1"],
+    );
+    thread::sleep(Duration::from_millis(3_500));
+    assert!(
+        client.alive(),
+        "the client ended on an idle connection to a server that answers: {}",
+        client.stderr_after_exit()
+    );
+    let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, local)).expect("connect");
+    let (sent, echoed) = echo_through(stream, 64 << 10, 3);
+    assert_eq!(sent, echoed, "the forward garbled the data");
+    assert!(client.alive(), "the client ended");
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use gateway::connect;
+use gateway::connect::{self, LoginError};
 use gateway::event_loop::EventLoop;
 use gateway::event_loop::client::{
     ClientSetup, Listen, LocalForward, Pty, SessionKind, terminal_size,
@@ -186,7 +186,16 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
 
     let prompter = Prompter::from_env(options.batch_mode);
     let (mut conn, _key) = connect::handshake(&host, port, &options, &prompter, true)?;
-    connect::authenticate(&mut conn, &options, &prompter, &host, port)?;
+    match connect::authenticate(&mut conn, &options, &prompter, &host, port) {
+        Ok(_) => {}
+        // ssh's own form, `user@host: Permission denied (publickey).`, has no program name
+        // in front, unlike the errors the caller prints.
+        Err(LoginError::Denied(line)) => {
+            eprintln!("{line}");
+            return Ok(ExitCode::from(255));
+        }
+        Err(e) => return Err(e.into()),
+    }
 
     let _raw = match &session {
         SessionKind::Session { pty: Some(_), .. } => RawMode::enter(),

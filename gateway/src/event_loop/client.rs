@@ -128,14 +128,18 @@ pub(crate) struct ClientRole {
     resized_early: bool,
 }
 
-/// `ServerAliveInterval` bookkeeping.
+/// `ServerAliveInterval` bookkeeping, with ssh's semantics: after a whole interval
+/// without a packet from the server a keepalive goes out, and again after each further
+/// silent interval; when the silence outlasts `count_max` of them the client gives up.
+/// So a server gone silent is dropped `count_max + 1` intervals after it was last heard.
 #[derive(Debug)]
 struct Alive {
     interval: Duration,
     count_max: u32,
     next: Instant,
-    /// Packets received at the last check.
-    seen: u64,
+    /// When the server was last heard from, as of the last check.
+    heard: Instant,
+    /// Keepalives sent since then.
     missed: u32,
 }
 
@@ -226,7 +230,12 @@ impl super::EventLoop {
             }) {
                 Ok(bound) => bound,
                 Err(e) => {
-                    let line = format!("bind {}: {e}", forward.listen);
+                    // ssh's words: `bind [127.0.0.1]:8080: Address already in use`.
+                    let at = match &forward.listen {
+                        Listen::Tcp(addr) => format!("[{}]:{}", addr.ip(), addr.port()),
+                        Listen::Unix(path) => path.display().to_string(),
+                    };
+                    let line = format!("bind {at}: {}", crate::connect::os_error_text(&e));
                     if setup.exit_on_forward_failure {
                         self.cut_all("forwarding failed");
                         return Err(format!("{line}; Could not request local forwarding."));
@@ -271,8 +280,8 @@ impl super::EventLoop {
         let alive = setup.server_alive.map(|(interval, count_max)| Alive {
             interval,
             count_max,
-            next: self.now + interval,
-            seen: 0,
+            next: core.last_received + interval,
+            heard: core.last_received,
             missed: 0,
         });
         let role = ClientRole {
@@ -523,20 +532,25 @@ impl ClientRole {
         if now < alive.next {
             return Ok(());
         }
-        alive.next = now + alive.interval;
-        let received = core.transport.stats().packets_received;
-        if received != alive.seen {
-            alive.seen = received;
+        if core.last_received != alive.heard {
+            alive.heard = core.last_received;
             alive.missed = 0;
+        }
+        // The clock runs from the last packet, as ssh's does from its last read: traffic
+        // in the meantime moves the next check instead of spending a keepalive.
+        let silent_until = alive.heard + alive.interval;
+        if now < silent_until {
+            alive.next = silent_until;
             return Ok(());
         }
-        // Silence through `count_max` whole intervals ends it, as ssh's documentation
-        // reckons (ServerAliveInterval 15 with the default count of 3 is about 45 s).
-        alive.missed += 1;
-        if alive.missed >= alive.count_max.max(1) {
+        alive.next = now + alive.interval;
+        // ssh gives up at the check after `count_max` keepalives went unanswered; with a
+        // count of 0 it gives up at the first silent one without sending any.
+        if alive.missed >= alive.count_max {
             let line = format!("Timeout, server {} not responding.", self.setup.host);
             return Err(self.fail(core, line));
         }
+        alive.missed += 1;
         if let Some(channels) = core.channels.as_mut() {
             channels.global_request(&mut core.transport, &GlobalRequestBody::Keepalive, true)?;
         }
@@ -770,12 +784,6 @@ impl Role for ClientRole {
                 // hostkeys-00@openssh.com and anything else: nothing to do.
                 if want_reply && let Some(channels) = core.channels.as_mut() {
                     channels.reply_global(&mut core.transport, false, None)?;
-                }
-                Ok(())
-            }
-            ChannelEvent::GlobalResult { .. } => {
-                if let Some(alive) = self.alive.as_mut() {
-                    alive.missed = 0;
                 }
                 Ok(())
             }

@@ -127,6 +127,9 @@ pub(crate) struct Core {
     ready: VecDeque<usize>,
     /// The last deadline given to the loop's timer heap.
     pub(crate) wake_at: Option<Instant>,
+    /// When the last whole packet came from the peer: the client's keepalives count
+    /// silence from then.
+    pub(crate) last_received: Instant,
     token: Token,
 }
 
@@ -232,6 +235,7 @@ impl Core {
             bindings: HashMap::new(),
             ready: VecDeque::new(),
             wake_at: None,
+            last_received: Instant::now(),
             token: Token(usize::MAX),
         }
     }
@@ -390,6 +394,7 @@ impl Core {
         *start += decoded.consumed;
         let progressed = decoded.consumed > 0 || decoded.packet.is_some();
         if let Some(packet) = decoded.packet {
+            self.last_received = ctx.now;
             let (payload, seq) = (packet.payload, packet.seq);
             match payload.first() {
                 Some(80..) if self.channels.is_some() => {

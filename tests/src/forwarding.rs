@@ -456,6 +456,47 @@ impl Bastion {
         log_line(&self.log, needles)
     }
 
+    /// How far the server's log has got: lines written after this mark belong to what
+    /// the test does next.
+    pub fn log_mark(&self) -> usize {
+        fs::read_to_string(&self.log).map_or(0, |text| text.len())
+    }
+
+    /// The client address (`from=`) of the one connection that logged in after `mark`.
+    /// Cells that use this run one client at a time, so a second login is an error, as
+    /// is none.
+    pub fn login_since(&self, mark: usize) -> Result<String, String> {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let logins: Vec<&str> = text
+            .get(mark..)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("auth from=") && l.contains("result=accepted"))
+            .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("from=")))
+            .collect();
+        match logins.as_slice() {
+            [from] => Ok((*from).to_owned()),
+            _ => Err(format!(
+                "expected one login in the server's log since the cell began, found {}; the log:\n{text}",
+                logins.len()
+            )),
+        }
+    }
+
+    /// Key exchanges after the first that the connection from `from` finished, whichever
+    /// side started them: the `rekey from=` lines of a server run with `-v`.
+    pub fn rekeys(&self, from: &str) -> usize {
+        let field = format!("from={from}");
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                let mut words = l.split_whitespace().skip_while(|w| *w != "rekey");
+                words.next().is_some() && words.next() == Some(field.as_str())
+            })
+            .count()
+    }
+
     /// [`openssh_client`] for this server, logging in with its one authorised key.
     pub fn ssh(&self, ssh: &Path) -> Command {
         let serve = &self.serve;

@@ -35,7 +35,8 @@ const OPTIONS: &str = "
                            port); without one, any destination
   --allow-exec             run exec requests with sh -c as the serving user
   --max-startups N         unauthenticated connections at once; more are closed (100)
-  --login-grace-time SECS  time to authenticate before the connection is closed (120)
+  --login-grace-time SECS  time to authenticate before the connection is closed (120);
+                           0 for no limit
   --connect-timeout SECS   time for a direct-tcpip destination to answer (10)
   --rekey-limit BYTES      renew a connection's keys after BYTES in either direction,
                            a number with an optional K, M or G suffix as in sshd's
@@ -47,6 +48,9 @@ const DEFAULT_MAX_STARTUPS: usize = 100;
 /// sshd's `LoginGraceTime`.
 const DEFAULT_LOGIN_GRACE: u64 = 120;
 const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+/// The longest time in seconds an option takes, as sshd keeps times in a C int. A longer
+/// one would overflow the clock when a connection adds it to the present.
+const MAX_SECONDS: u64 = i32::MAX as u64;
 
 pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     use lexopt::prelude::*;
@@ -64,9 +68,11 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     let mut verbosity = 1i8;
     let text =
         |v: OsString, what: &str| v.into_string().map_err(|_| format!("{what} is not UTF-8"));
-    let number = |v: String, what: &str| {
+    let number = |v: String, what: &str, min: u64, max: u64| {
         v.parse::<u64>()
-            .map_err(|_| format!("bad {what} '{v}': expected a whole number"))
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| format!("bad {what} '{v}': expected a whole number from {min} to {max}"))
     };
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
@@ -89,16 +95,22 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
             Long("allow-exec") => allow_exec = true,
             Long("max-startups") => {
                 let value = text(parser.value().map_err(|e| e.to_string())?, "number")?;
-                max_startups =
-                    usize::try_from(number(value, "--max-startups")?).unwrap_or(usize::MAX);
+                // Zero would refuse every connection.
+                let n = number(value, "--max-startups", 1, u64::from(u32::MAX))?;
+                max_startups = usize::try_from(n).unwrap_or(usize::MAX);
             }
             Long("login-grace-time") => {
                 let value = text(parser.value().map_err(|e| e.to_string())?, "number")?;
-                login_grace = number(value, "--login-grace-time")?;
+                // 0 is no limit, as sshd's LoginGraceTime 0: the longest time there is.
+                login_grace = match number(value, "--login-grace-time", 0, MAX_SECONDS)? {
+                    0 => MAX_SECONDS,
+                    n => n,
+                };
             }
             Long("connect-timeout") => {
                 let value = text(parser.value().map_err(|e| e.to_string())?, "number")?;
-                connect_timeout = number(value, "--connect-timeout")?;
+                // Zero would fail every connect.
+                connect_timeout = number(value, "--connect-timeout", 1, MAX_SECONDS)?;
             }
             Long("rekey-limit") => {
                 let value = text(parser.value().map_err(|e| e.to_string())?, "amount")?;

@@ -295,13 +295,28 @@ impl Serve {
 
     /// As [`Serve::start`], with the server's log (stderr) going to `log`.
     pub fn start_with(dir: &Path, extra: &[&str], log: Stdio) -> Option<Serve> {
+        Serve::start_authorizing(dir, extra, log, &[])
+    }
+
+    /// As [`Serve::start_with`], with `more` lines (other keys, with options) after the
+    /// line of the key it makes.
+    pub fn start_authorizing(
+        dir: &Path,
+        extra: &[&str],
+        log: Stdio,
+        more: &[String],
+    ) -> Option<Serve> {
         let key = if dir.join("id_ed25519").exists() {
             peers::read_key_pair(dir.join("id_ed25519"))
         } else {
             peers::keygen(dir, "id_ed25519", "ed25519")?
         };
-        std::fs::write(dir.join("authorized_keys"), format!("{}\n", key.public_key))
-            .expect("write authorized_keys");
+        let mut lines = format!("{}\n", key.public_key);
+        for line in more {
+            lines.push_str(line);
+            lines.push('\n');
+        }
+        std::fs::write(dir.join("authorized_keys"), lines).expect("write authorized_keys");
         let host_key = dir.join("host_key");
         let quiet = !extra.iter().any(|a| a.starts_with("-v"));
         let mut log = Some(log);
@@ -384,10 +399,17 @@ const LOG_WAIT: Duration = Duration::from_secs(5);
 /// The first line of the log file `log` that holds every one of `needles`, waiting up to
 /// 5 s for it to be written; the error quotes the whole log.
 pub fn log_line(log: &Path, needles: &[&str]) -> Result<String, String> {
+    log_line_after(log, 0, needles)
+}
+
+/// As [`log_line`], looking only at what was written after the first `mark` bytes.
+pub fn log_line_after(log: &Path, mark: usize, needles: &[&str]) -> Result<String, String> {
     let deadline = Instant::now() + LOG_WAIT;
     loop {
         let text = fs::read_to_string(log).unwrap_or_default();
         if let Some(line) = text
+            .get(mark..)
+            .unwrap_or_default()
             .lines()
             .find(|line| needles.iter().all(|n| line.contains(n)))
         {
@@ -436,10 +458,16 @@ impl Bastion {
     /// Starts the server in a new folder named after `label`, with `extra` arguments;
     /// `None` when a peer is missing outside CI.
     pub fn start(label: &str, extra: &[&str]) -> Option<Bastion> {
+        Bastion::start_authorizing(label, extra, &[])
+    }
+
+    /// As [`Bastion::start`], with `more` lines in its `authorized_keys` after the line of
+    /// its own key.
+    pub fn start_authorizing(label: &str, extra: &[&str], more: &[String]) -> Option<Bastion> {
         let dir = TempDir::new(label);
         let log = dir.join("serve.log");
         let file = File::create(&log).expect("create the server's log");
-        let serve = Serve::start_with(dir.path(), extra, Stdio::from(file))?;
+        let serve = Serve::start_authorizing(dir.path(), extra, Stdio::from(file), more)?;
         let known_hosts = dir.join("known_hosts");
         fs::write(&known_hosts, serve.known_hosts_line()).expect("write known_hosts");
         Some(Bastion {
@@ -454,6 +482,53 @@ impl Bastion {
     /// little for it.
     pub fn log_line(&self, needles: &[&str]) -> Result<String, String> {
         log_line(&self.log, needles)
+    }
+
+    /// As [`Bastion::log_line`], among the lines written after `mark` (see
+    /// [`Bastion::log_mark`]).
+    pub fn log_line_after(&self, mark: usize, needles: &[&str]) -> Result<String, String> {
+        log_line_after(&self.log, mark, needles)
+    }
+
+    /// How far the server's log has got: lines written after this mark belong to what
+    /// the test does next.
+    pub fn log_mark(&self) -> usize {
+        fs::read_to_string(&self.log).map_or(0, |text| text.len())
+    }
+
+    /// The client address (`from=`) of the one connection that logged in after `mark`.
+    /// Cells that use this run one client at a time, so a second login is an error, as
+    /// is none.
+    pub fn login_since(&self, mark: usize) -> Result<String, String> {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let logins: Vec<&str> = text
+            .get(mark..)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("auth from=") && l.contains("result=accepted"))
+            .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("from=")))
+            .collect();
+        match logins.as_slice() {
+            [from] => Ok((*from).to_owned()),
+            _ => Err(format!(
+                "expected one login in the server's log since the cell began, found {}; the log:\n{text}",
+                logins.len()
+            )),
+        }
+    }
+
+    /// Key exchanges after the first that the connection from `from` finished, whichever
+    /// side started them: the `rekey from=` lines of a server run with `-v`.
+    pub fn rekeys(&self, from: &str) -> usize {
+        let field = format!("from={from}");
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                let mut words = l.split_whitespace().skip_while(|w| *w != "rekey");
+                words.next().is_some() && words.next() == Some(field.as_str())
+            })
+            .count()
     }
 
     /// [`openssh_client`] for this server, logging in with its one authorised key.

@@ -6,9 +6,14 @@
 //! - OpenSSH's `ssh` 9.2 and 10.0 carry bytes intact through the server, checking its host
 //!   key against a real known_hosts file: a stdio forward (`-W`), 64 MiB through one
 //!   `-L` connection and 1,000 `-L` connections open at once, each echoing its own
-//!   64 KiB. Every transfer is compared by SHA-256 or byte for byte.
-//! - Dropbear's `dbclient -B`, PuTTY's `plink -nc`, paramiko's and asyncssh's
-//!   `direct-tcpip` channels do the same, each checking the host key its own way.
+//!   64 KiB. Every transfer is compared by SHA-256 or byte for byte. The client renews
+//!   its keys every 8 MiB (`RekeyLimit`), and the server's log must show the `-L`
+//!   connection rekeying during the 64 MiB.
+//! - Dropbear's `dbclient -B` and PuTTY's `plink -nc` carry 64 MiB each through a stdio
+//!   forward, and paramiko's and asyncssh's `direct-tcpip` channels as much, each client
+//!   checking the host key its own way. dbclient and plink have no option to rekey early,
+//!   so here the server renews the keys every 8 MiB (`--rekey-limit`) for all four, and
+//!   each connection must show a rekey: the other direction of the same check.
 //! - A destination outside `--permit-open` is refused as administratively prohibited and
 //!   never connected to, and the log names it; a permitted one works on the same server.
 //! - Without `--allow-exec` no session opens; with it a command's stdout, stderr, exit
@@ -44,15 +49,17 @@ use ssh_proto::userkey::parse_public_key_line;
 
 /// Long enough for any client here to finish; one still running is killed and fails.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
-/// What goes through each stdio forward.
+/// What goes through OpenSSH's `-W` and the other small stdio transfers.
 const STREAM_BYTES: usize = 1024 * 1024;
-/// What goes through the one big `-L` connection.
+/// What goes through the one big `-L` connection, each stdio forward of dbclient and
+/// plink, and each Python client's channel.
 const BULK_BYTES: usize = 64 * 1024 * 1024;
+/// How often keys are renewed, by the client (`RekeyLimit`) or the server
+/// (`--rekey-limit`): far below [`BULK_BYTES`], so every big transfer crosses several.
+const REKEY_LIMIT: &str = "8M";
 /// Connections open at once through one `-L`, and what each echoes.
 const CONCURRENT: usize = 1000;
 const CONCURRENT_BYTES: usize = 64 * 1024;
-/// What the Python clients send: they are slow, and the size is not what they test.
-const PYTHON_BYTES: usize = 2 * 1024 * 1024;
 
 /// The server's host key, `SHA256:...`.
 fn host_key_fingerprint(host_key: &Path) -> String {
@@ -102,12 +109,14 @@ fn guarded(cell: impl FnOnce() -> Result<String, String>) -> Result<String, Stri
     })
 }
 
-/// OpenSSH 9.2 and 10.0: `-W`, one big `-L` transfer and a thousand `-L` connections.
+/// OpenSSH 9.2 and 10.0: `-W`, one big `-L` transfer with the client rekeying on the way,
+/// and a thousand `-L` connections.
 #[test]
 fn openssh_clients_forward_through_serve() {
     let echo = echo_service();
     let permit = format!("127.0.0.1:{echo}");
-    let Some(bastion) = Bastion::start("serve-openssh", &["--permit-open", &permit]) else {
+    // `-v` for the server's `rekey` lines.
+    let Some(bastion) = Bastion::start("serve-openssh", &["-v", "--permit-open", &permit]) else {
         return;
     };
     let mut cells = Cells::new("OpenSSH clients through gateway serve");
@@ -126,9 +135,11 @@ fn openssh_clients_forward_through_serve() {
         cells.record(&name, "-W stdio to echo", check_echoed(&out, &input));
 
         let local = free_port();
+        let mark = bastion.log_mark();
         let mut command = bastion.ssh(&ssh);
         command
             .args(["-N", "-o", "ExitOnForwardFailure=yes"])
+            .args(["-o", &format!("RekeyLimit={REKEY_LIMIT}")])
             .args(["-L", &format!("{local}:{permit}")])
             .arg("127.0.0.1")
             .stdin(Stdio::null())
@@ -159,7 +170,8 @@ fn openssh_clients_forward_through_serve() {
                 start.elapsed()
             ))
         });
-        cells.record(&name, "-L 64 MiB to echo", result);
+        let result = rekeyed(&bastion, mark, result);
+        cells.record(&name, "-L 64 MiB to echo, client rekeys", result);
 
         let result = guarded(|| many_echoes(local, CONCURRENT, CONCURRENT_BYTES));
         cells.record(&name, "-L 1,000 at once, 64 KiB each", result);
@@ -170,6 +182,30 @@ fn openssh_clients_forward_through_serve() {
         }
     }
     cells.finish();
+}
+
+/// The transfer's `result`, which stands only if the one connection that logged in since
+/// `mark` renewed its keys at least once: the transfer was the only traffic on it, and the
+/// limit far below its size, so the rekeys came mid-transfer and broke nothing.
+fn rekeyed(
+    bastion: &Bastion,
+    mark: usize,
+    result: Result<String, String>,
+) -> Result<String, String> {
+    let note = result?;
+    let from = bastion.login_since(mark)?;
+    match bastion.rekeys(&from) {
+        0 => {
+            let field = format!("from={from}");
+            let text = fs::read_to_string(&bastion.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().filter(|l| l.contains(&field)).collect();
+            Err(format!(
+                "the transfer ended without a rekey on its connection; its log lines:\n{}",
+                lines.join("\n")
+            ))
+        }
+        n => Ok(format!("{note}, {n} rekeys")),
+    }
 }
 
 /// Opens `count` connections to `local` one after another (a backlog never overflows),
@@ -243,12 +279,14 @@ fn many_echoes(local: u16, count: usize, each: usize) -> Result<String, String> 
     }
 }
 
-/// dbclient, plink, paramiko and asyncssh through one server.
+/// dbclient, plink, paramiko and asyncssh through one server that renews every
+/// connection's keys every 8 MiB.
 #[test]
 fn other_clients_forward_through_serve() {
     let echo = echo_service();
     let permit = format!("127.0.0.1:{echo}");
-    let Some(bastion) = Bastion::start("serve-others", &["--permit-open", &permit]) else {
+    let extra = ["-v", "--rekey-limit", REKEY_LIMIT, "--permit-open", &permit];
+    let Some(bastion) = Bastion::start("serve-others", &extra) else {
         return;
     };
     let mut cells = Cells::new("other clients through gateway serve");
@@ -277,7 +315,8 @@ fn dbclient_cell(cells: &mut Cells, bastion: &Bastion, permit: &str) {
     )
     .expect("write dbclient's known_hosts");
 
-    let input = data(STREAM_BYTES, 0x5eed_0003);
+    let input = data(BULK_BYTES, 0x5eed_0003);
+    let mark = bastion.log_mark();
     let out = run_with_input(
         Command::new(&dbclient)
             .env("HOME", &home)
@@ -288,10 +327,11 @@ fn dbclient_cell(cells: &mut Cells, bastion: &Bastion, permit: &str) {
         Some(&input),
         CLIENT_TIMEOUT,
     );
+    let result = rekeyed(bastion, mark, check_echoed(&out, &input));
     cells.record(
         "dbclient 2022.83",
-        "-B stdio to echo",
-        check_echoed(&out, &input),
+        "-B 64 MiB to echo, server rekeys",
+        result,
     );
 }
 
@@ -300,7 +340,8 @@ fn plink_cell(cells: &mut Cells, bastion: &Bastion, permit: &str) {
         return;
     };
     let ppk = bastion.serve.key.in_putty_format(&puttygen);
-    let input = data(STREAM_BYTES, 0x5eed_0004);
+    let input = data(BULK_BYTES, 0x5eed_0004);
+    let mark = bastion.log_mark();
     let out = run_with_input(
         Command::new(&plink)
             .env("HOME", bastion.dir.path())
@@ -316,11 +357,8 @@ fn plink_cell(cells: &mut Cells, bastion: &Bastion, permit: &str) {
         Some(&input),
         CLIENT_TIMEOUT,
     );
-    cells.record(
-        "plink 0.78",
-        "-nc stdio to echo",
-        check_echoed(&out, &input),
-    );
+    let result = rekeyed(bastion, mark, check_echoed(&out, &input));
+    cells.record("plink 0.78", "-nc 64 MiB to echo, server rekeys", result);
 }
 
 /// paramiko and asyncssh, from `tests/peers/forward_peer.py`.
@@ -330,6 +368,7 @@ fn python_cells(cells: &mut Cells, bastion: &Bastion, permit: &str) {
     };
     let host_key_pub = format!("{}.pub", bastion.serve.host_key.display());
     for (name, mode) in [("paramiko 5.1", "paramiko"), ("asyncssh 2.24", "asyncssh")] {
+        let mark = bastion.log_mark();
         let out = run(
             Command::new(&python)
                 .arg(peer_script("forward_peer.py"))
@@ -339,10 +378,11 @@ fn python_cells(cells: &mut Cells, bastion: &Bastion, permit: &str) {
                 .arg(&bastion.serve.key.private_key)
                 .args(["--host-key", &host_key_pub, "--known-hosts"])
                 .arg(&bastion.known_hosts)
-                .args(["--to", permit, "--bytes", &PYTHON_BYTES.to_string()]),
+                .args(["--to", permit, "--bytes", &BULK_BYTES.to_string()]),
             CLIENT_TIMEOUT,
         );
-        cells.record(name, "direct-tcpip to echo", check_python(&out));
+        let result = rekeyed(bastion, mark, check_python(&out));
+        cells.record(name, "direct-tcpip to echo, server rekeys", result);
     }
 }
 
@@ -354,7 +394,7 @@ fn check_python(out: &RunOutput) -> Result<String, String> {
         .find(|l| l.starts_with("sent "))
         .ok_or_else(|| format!("no summary line:\n{out}"))?;
     let words: Vec<&str> = summary.split_whitespace().collect();
-    let expected_count = format!("({PYTHON_BYTES}");
+    let expected_count = format!("({BULK_BYTES}");
     let agrees = matches!(
         words.as_slice(),
         ["sent", sent, "received", got, count, "bytes)"]
@@ -365,7 +405,7 @@ fn check_python(out: &RunOutput) -> Result<String, String> {
     }
     Ok(format!(
         "{} KiB echoed, SHA-256 {}.. in {:.2?}",
-        PYTHON_BYTES / 1024,
+        BULK_BYTES / 1024,
         &words[1][..12],
         out.elapsed
     ))

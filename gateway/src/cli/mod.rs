@@ -15,7 +15,8 @@ usage: gateway [-NTtqv] [-p PORT] [-l USER] [-i FILE]... [-F FILE] [-o KEY=VALUE
                [-L [BIND:]PORT:HOST:HOSTPORT]... [-W HOST:PORT] [--reconnect] [USER@]HOST [COMMAND ...]
        gateway serve --listen ADDR:PORT... --host-key FILE --authorized-keys FILE
                [--permit-open HOST:PORT]... [--allow-exec] [--max-startups N]
-               [--login-grace-time SECS] [--connect-timeout SECS] [-q] [-v]
+               [--login-grace-time SECS] [--connect-timeout SECS] [--rekey-limit BYTES]
+               [-q] [-v]
        gateway probe [--auth] [-p PORT] [-l USER] [-i FILE]... [-o KEY=VALUE]... [-v] [USER@]HOST
        gateway keygen [-t ed25519|ecdsa|rsa] [-b BITS] [-f FILE] [-N PASSPHRASE] [-C COMMENT]
        gateway demo [--mib N] [-v]

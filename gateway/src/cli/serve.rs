@@ -11,23 +11,46 @@ use gateway::event_loop::EventLoop;
 use gateway::event_loop::listen::raise_open_file_limit;
 use gateway::event_loop::server::Settings;
 use gateway::rng::OsRng;
+use gateway::ssh_config::RekeyLimit;
 use ssh_proto::authorized_keys::AuthorizedKeys;
 use ssh_proto::config::Config;
 use ssh_proto::connection::policy::{Destination, ServerPolicy};
 use ssh_proto::crypto::default_provider;
 use ssh_proto::hostkey::HostKeyPair;
+use ssh_proto::rekey::RekeyLimits;
 use ssh_proto::userkey::{KeyKind, UserKey};
 
 pub const USAGE: &str =
     "usage: gateway serve --listen ADDR:PORT... --host-key FILE --authorized-keys FILE
                      [--permit-open HOST:PORT]... [--allow-exec] [--max-startups N]
-                     [--login-grace-time SECS] [--connect-timeout SECS] [-q] [-v]";
+                     [--login-grace-time SECS] [--connect-timeout SECS]
+                     [--rekey-limit BYTES] [-q] [-v]";
+
+/// What `gateway serve --help` prints after the usage.
+const OPTIONS: &str = "
+  --listen ADDR:PORT       where to accept SSH connections; may be given again
+  --host-key FILE          the Ed25519 host key, created (with FILE.pub) if missing
+  --authorized-keys FILE   who may log in, with sshd's key options
+  --permit-open HOST:PORT  a destination direct-tcpip may reach (* matches any host or
+                           port); without one, any destination
+  --allow-exec             run exec requests with sh -c as the serving user
+  --max-startups N         unauthenticated connections at once; more are closed (100)
+  --login-grace-time SECS  time to authenticate before the connection is closed (120);
+                           0 for no limit
+  --connect-timeout SECS   time for a direct-tcpip destination to answer (10)
+  --rekey-limit BYTES      renew a connection's keys after BYTES in either direction,
+                           a number with an optional K, M or G suffix as in sshd's
+                           RekeyLimit (1G)
+  -q, -v                   log warnings only; log debug lines too";
 
 /// sshd's `MaxStartups` is 10:30:100; this server drops outright at the last figure.
 const DEFAULT_MAX_STARTUPS: usize = 100;
 /// sshd's `LoginGraceTime`.
 const DEFAULT_LOGIN_GRACE: u64 = 120;
 const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+/// The longest time in seconds an option takes, as sshd keeps times in a C int. A longer
+/// one would overflow the clock when a connection adds it to the present.
+const MAX_SECONDS: u64 = i32::MAX as u64;
 
 pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     use lexopt::prelude::*;
@@ -41,12 +64,15 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     let mut max_startups = DEFAULT_MAX_STARTUPS;
     let mut login_grace = DEFAULT_LOGIN_GRACE;
     let mut connect_timeout = DEFAULT_CONNECT_TIMEOUT;
+    let mut rekey = RekeyLimits::default();
     let mut verbosity = 1i8;
     let text =
         |v: OsString, what: &str| v.into_string().map_err(|_| format!("{what} is not UTF-8"));
-    let number = |v: String, what: &str| {
+    let number = |v: String, what: &str, min: u64, max: u64| {
         v.parse::<u64>()
-            .map_err(|_| format!("bad {what} '{v}': expected a whole number"))
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| format!("bad {what} '{v}': expected a whole number from {min} to {max}"))
     };
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
@@ -69,21 +95,36 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
             Long("allow-exec") => allow_exec = true,
             Long("max-startups") => {
                 let value = text(parser.value().map_err(|e| e.to_string())?, "number")?;
-                max_startups =
-                    usize::try_from(number(value, "--max-startups")?).unwrap_or(usize::MAX);
+                // Zero would refuse every connection.
+                let n = number(value, "--max-startups", 1, u64::from(u32::MAX))?;
+                max_startups = usize::try_from(n).unwrap_or(usize::MAX);
             }
             Long("login-grace-time") => {
                 let value = text(parser.value().map_err(|e| e.to_string())?, "number")?;
-                login_grace = number(value, "--login-grace-time")?;
+                // 0 is no limit, as sshd's LoginGraceTime 0: the longest time there is.
+                login_grace = match number(value, "--login-grace-time", 0, MAX_SECONDS)? {
+                    0 => MAX_SECONDS,
+                    n => n,
+                };
             }
             Long("connect-timeout") => {
                 let value = text(parser.value().map_err(|e| e.to_string())?, "number")?;
-                connect_timeout = number(value, "--connect-timeout")?;
+                // Zero would fail every connect.
+                connect_timeout = number(value, "--connect-timeout", 1, MAX_SECONDS)?;
+            }
+            Long("rekey-limit") => {
+                let value = text(parser.value().map_err(|e| e.to_string())?, "amount")?;
+                let limit = RekeyLimit::parse(std::slice::from_ref(&value))
+                    .map_err(|e| format!("bad --rekey-limit '{value}': {}", e.0))?;
+                // `default` leaves the built-in limit.
+                if let Some(bytes) = limit.bytes {
+                    rekey.bytes = bytes;
+                }
             }
             Short('v') => verbosity = verbosity.saturating_add(1),
             Short('q') => verbosity = 0,
             Long("help") | Short('h') => {
-                println!("{USAGE}");
+                println!("{USAGE}\n{OPTIONS}");
                 return Ok(ExitCode::SUCCESS);
             }
             _ => return Err(format!("{}\n{USAGE}", arg.unexpected())),
@@ -120,6 +161,7 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     let config = Config {
         host_keys: vec![key],
         preauth_timeout: Duration::from_secs(login_grace),
+        rekey,
         ..Config::default()
     };
     let settings = Arc::new(Settings {

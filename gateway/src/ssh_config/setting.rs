@@ -221,6 +221,15 @@ fn size(value: &str) -> Option<u64> {
     number.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
+impl RekeyLimit {
+    /// The arguments of a RekeyLimit line: an amount (`default`, or bytes with an
+    /// optional K, M, G or T suffix) and an optional time. `gateway serve --rekey-limit`
+    /// takes the same amount.
+    pub fn parse(args: &[String]) -> Result<RekeyLimit, BadValue> {
+        rekey_limit(args)
+    }
+}
+
 fn rekey_limit(args: &[String]) -> Result<RekeyLimit, BadValue> {
     let (amount, time_arg) = match args {
         [a] => (a, None),

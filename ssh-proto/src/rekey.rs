@@ -69,9 +69,10 @@ impl RekeyCounters {
             || self.sent_packets.max(self.received_packets) >= limits.packets
     }
 
-    /// When time alone calls for new keys.
-    pub fn deadline(&self, limits: &RekeyLimits) -> Instant {
-        self.since + limits.time
+    /// When time alone calls for new keys; `None` when the limit lies beyond what the
+    /// clock can count (a limit of [`Duration::MAX`] means never).
+    pub fn deadline(&self, limits: &RekeyLimits) -> Option<Instant> {
+        self.since.checked_add(limits.time)
     }
 }
 
@@ -103,7 +104,12 @@ mod tests {
         assert!(!c.volume_due(&limits));
         c.sent(1);
         assert!(c.volume_due(&limits));
-        assert_eq!(c.deadline(&limits), now + Duration::from_secs(10));
+        assert_eq!(c.deadline(&limits), Some(now + Duration::from_secs(10)));
+        let never = RekeyLimits {
+            time: Duration::MAX,
+            ..limits
+        };
+        assert_eq!(c.deadline(&never), None, "no limit in time");
     }
 
     #[test]

@@ -301,11 +301,11 @@ impl Transport {
         self.timers.stop(Timer::PreAuth);
         if self.first_kex_done && self.kex.is_none() && self.phase == Phase::Packets {
             let due = self.counters.deadline(&self.config.rekey);
-            if due <= self.last_now {
+            if due.is_some_and(|due| due <= self.last_now) {
                 log::debug!("rekey reason=time");
                 self.start_kex(self.last_now);
             } else {
-                self.timers.set(Timer::Rekey, due);
+                self.arm_rekey_timer();
                 self.maybe_rekey();
             }
         }
@@ -592,6 +592,15 @@ impl Transport {
         bytes
     }
 
+    /// Sets the rekey-by-time timer from the current keys' start, or clears it when the
+    /// configured limit never comes.
+    fn arm_rekey_timer(&mut self) {
+        match self.counters.deadline(&self.config.rekey) {
+            Some(at) => self.timers.set(Timer::Rekey, at),
+            None => self.timers.stop(Timer::Rekey),
+        }
+    }
+
     fn maybe_rekey(&mut self) {
         if self.first_kex_done
             && self.authenticated
@@ -660,8 +669,7 @@ impl Transport {
         self.strict = true;
         self.session_id = Some(Digest::new(&[0; 32]));
         self.counters.reset(now);
-        self.timers
-            .set(Timer::Rekey, self.counters.deadline(&self.config.rekey));
+        self.arm_rekey_timer();
     }
 
     /// Handles one packet. Returns whether it goes to the layer above.
@@ -1080,8 +1088,7 @@ impl Transport {
         self.negotiated = Some(negotiated);
         self.counters.reset(now);
         self.timers.stop(Timer::Kex);
-        self.timers
-            .set(Timer::Rekey, self.counters.deadline(&self.config.rekey));
+        self.arm_rekey_timer();
         log::debug!("keys ready role={:?} rekey={rekey}", self.role);
         self.events
             .push_back(Event::KeysReady { negotiated, rekey });

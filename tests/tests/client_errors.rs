@@ -16,7 +16,7 @@
 //! `-L` whose port is taken ends the client.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
@@ -26,8 +26,8 @@ use interop::forwarding::{
     Bastion, Reaper, echo_service, echo_through, gateway_client, wait_for_port,
 };
 use interop::peers::{
-    KeyPair, OpenSsh, RunOutput, Sshd, TempDir, current_user, free_port, gateway_binary, keygen,
-    run,
+    KeyPair, OpenSsh, RunOutput, Sshd, TempDir, current_user, free_port, gateway_binary, in_ci,
+    keygen, run,
 };
 use ssh_proto::crypto::default_provider;
 use ssh_proto::userkey::parse_public_key_line;
@@ -697,4 +697,55 @@ fn without_exit_on_forward_failure_the_client_carries_on() {
     for word in &words {
         assert!(stderr.contains(word.as_str()), "no {word:?} in {stderr:?}");
     }
+}
+
+/// A `-L` with no bind address listens on both loopback addresses, as ssh does, so a
+/// program that tries `localhost` as ::1 first finds it; when ::1's port is taken by
+/// someone else the forward still works on 127.0.0.1, even with
+/// `ExitOnForwardFailure=yes`, and the taken address is reported in ssh's words.
+#[test]
+fn a_forward_without_bind_address_listens_on_both_loopbacks() {
+    let Some(bastion) = exec_bastion("forward-loopbacks") else {
+        return;
+    };
+    let echo = echo_service();
+    let key = &bastion.serve.key.private_key;
+    let both = free_port();
+    let ipv6_taken = free_port();
+    let Ok(_holder) = TcpListener::bind((Ipv6Addr::LOCALHOST, ipv6_taken)) else {
+        // The one case no forward can show: a host without ::1. Under CI the machines
+        // have it, so there it is a failure.
+        assert!(!in_ci(), "this host has no ::1 to test with");
+        return;
+    };
+
+    let mut command = gateway_client(key, bastion.serve.port);
+    command
+        .args(["-N", "-o", "ExitOnForwardFailure=yes"])
+        .args(["-L", &format!("{both}:127.0.0.1:{echo}")])
+        .args(["-L", &format!("localhost:{ipv6_taken}:127.0.0.1:{echo}")])
+        .arg("127.0.0.1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut client = Reaper::spawn(&mut command, "the gateway client");
+    wait_for_port(ipv6_taken, Some(&mut client), "the gateway client");
+
+    let addresses: [IpAddr; 2] = [Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()];
+    for ip in addresses {
+        let stream = TcpStream::connect((ip, both)).expect("connect to the forward");
+        let (sent, echoed) = echo_through(stream, 64 << 10, 11);
+        assert_eq!(sent, echoed, "the forward on {ip} garbled the data");
+    }
+    let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, ipv6_taken)).expect("connect");
+    let (sent, echoed) = echo_through(stream, 64 << 10, 12);
+    assert_eq!(sent, echoed, "the forward on 127.0.0.1 garbled the data");
+    assert!(client.alive(), "the client ended though 127.0.0.1 bound");
+    let stderr = client.stderr_after_exit();
+    let taken = format!("bind [::1]:{ipv6_taken}: Address already in use");
+    assert!(stderr.contains(&taken), "no {taken:?} in {stderr:?}");
+    assert!(
+        !stderr.contains("Could not request local forwarding"),
+        "a forward with one address bound was called failed: {stderr:?}"
+    );
 }

@@ -284,25 +284,25 @@ fn session_kind(args: &Args, options: &ClientOptions) -> Result<SessionKind, Str
     Ok(SessionKind::Session { command, pty })
 }
 
-/// Where a forward listens, resolved: no bind address means loopback, as ssh does
-/// without GatewayPorts; `*` means every interface.
+/// Where a forward listens, resolved: no bind address (or `localhost`) means both
+/// loopback addresses, as ssh does without GatewayPorts; `*` means every interface.
 fn resolve_forward(spec: &ForwardSpec) -> Result<LocalForward, String> {
     let listen = match &spec.listen {
         SpecListen::Unix(path) => Listen::Unix(path.clone()),
-        SpecListen::Tcp { bind, port } => {
-            let ip = match bind {
-                Bind::Default => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                Bind::All => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                Bind::Address(a) if a == "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                Bind::Address(a) => (a.as_str(), *port)
+        SpecListen::Tcp { bind, port } => match bind {
+            Bind::Default => Listen::Loopback(*port),
+            Bind::Address(a) if a == "localhost" => Listen::Loopback(*port),
+            Bind::All => Listen::Tcp(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), *port)),
+            Bind::Address(a) => {
+                let ip = (a.as_str(), *port)
                     .to_socket_addrs()
                     .ok()
                     .and_then(|mut it| it.next())
                     .map(|s| s.ip())
-                    .ok_or_else(|| format!("bind address '{a}' does not resolve"))?,
-            };
-            Listen::Tcp(SocketAddr::new(ip, *port))
-        }
+                    .ok_or_else(|| format!("bind address '{a}' does not resolve"))?;
+                Listen::Tcp(SocketAddr::new(ip, *port))
+            }
+        },
     };
     Ok(LocalForward {
         listen,

@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -37,13 +37,35 @@ use crate::blocking::BlockingConn;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Listen {
     Tcp(SocketAddr),
+    /// A port on both loopback addresses, 127.0.0.1 and ::1, as ssh listens when a
+    /// forward names no bind address (or `localhost`): programs that try `localhost` as
+    /// ::1 first find the forward there too. The forward works when either binds; a
+    /// host without IPv6 simply has no ::1 listener. Port 0 binds 127.0.0.1 only, since
+    /// the two would be given different ports.
+    Loopback(u16),
     Unix(PathBuf),
+}
+
+impl Listen {
+    /// The TCP addresses to bind, in order.
+    fn tcp_addrs(&self) -> Vec<SocketAddr> {
+        match *self {
+            Listen::Tcp(a) => vec![a],
+            Listen::Loopback(0) => vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
+            Listen::Loopback(port) => vec![
+                SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                SocketAddr::from((Ipv6Addr::LOCALHOST, port)),
+            ],
+            Listen::Unix(_) => Vec::new(),
+        }
+    }
 }
 
 impl std::fmt::Display for Listen {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Listen::Tcp(a) => write!(f, "{a}"),
+            Listen::Loopback(port) => write!(f, "localhost:{port}"),
             Listen::Unix(p) => write!(f, "{}", p.display()),
         }
     }
@@ -216,36 +238,18 @@ impl super::EventLoop {
         let index = self.add_client_conn(conn, setup.clone(), &outcome)?;
 
         for forward in &setup.local_forwards {
-            let purpose = Purpose::Forward {
-                conn: index,
-                target: forward.target.clone(),
-            };
-            let listener = match &forward.listen {
-                Listen::Tcp(addr) => Listener::tcp(*addr, purpose),
-                Listen::Unix(path) => Listener::unix(path, purpose),
-            };
-            let bound = match listener.and_then(|l| {
-                let bound = l.local_addr();
-                self.add_listener(l).map(|_| bound)
-            }) {
-                Ok(bound) => bound,
-                Err(e) => {
-                    // ssh's words: `bind [127.0.0.1]:8080: Address already in use`.
-                    let at = match &forward.listen {
-                        Listen::Tcp(addr) => format!("[{}]:{}", addr.ip(), addr.port()),
-                        Listen::Unix(path) => path.display().to_string(),
-                    };
-                    let line = format!("bind {at}: {}", crate::connect::os_error_text(&e));
+            match self.bind_forward(forward, index) {
+                Ok(bound) => outcome.borrow_mut().bound.push(bound),
+                Err(line) => {
                     if setup.exit_on_forward_failure {
                         self.cut_all("forwarding failed");
                         return Err(format!("{line}; Could not request local forwarding."));
                     }
                     eprintln!("{line}");
                     eprintln!("Could not request local forwarding.");
-                    None
+                    outcome.borrow_mut().bound.push(None);
                 }
-            };
-            outcome.borrow_mut().bound.push(bound);
+            }
         }
         if let Some(connect) = reconnect {
             self.reconnect = Some(Reconnect {
@@ -258,6 +262,68 @@ impl super::EventLoop {
             });
         }
         Ok(outcome)
+    }
+
+    /// Binds the listeners of one local forward for connection `conn`. Returns the first
+    /// TCP address bound (`None` for a Unix socket), or ssh's words for why none was: `bind [127.0.0.1]:8080: Address
+    /// already in use`. When some of a forward's addresses bind and others do not, the
+    /// forward works and each failure is a warning, as with ssh; a loopback ::1 that the
+    /// host does not have is passed over in silence.
+    fn bind_forward(
+        &mut self,
+        forward: &LocalForward,
+        conn: usize,
+    ) -> Result<Option<SocketAddr>, String> {
+        let purpose = || Purpose::Forward {
+            conn,
+            target: forward.target.clone(),
+        };
+        if let Listen::Unix(path) = &forward.listen {
+            return Listener::unix(path, purpose())
+                .and_then(|l| {
+                    let bound = l.local_addr();
+                    self.add_listener(l).map(|_| bound)
+                })
+                .map_err(|e| {
+                    format!(
+                        "bind {}: {}",
+                        path.display(),
+                        crate::connect::os_error_text(&e)
+                    )
+                });
+        }
+        let mut first = None;
+        let mut failures = Vec::new();
+        for addr in forward.listen.tcp_addrs() {
+            let bound = Listener::tcp(addr, purpose()).and_then(|l| {
+                let bound = l.local_addr();
+                self.add_listener(l).map(|_| bound)
+            });
+            match bound {
+                Ok(bound) => {
+                    first = first.or(bound).or(Some(addr));
+                }
+                Err(e)
+                    if matches!(forward.listen, Listen::Loopback(_))
+                        && addr.is_ipv6()
+                        && no_such_address(&e) => {}
+                Err(e) => failures.push(format!(
+                    "bind [{}]:{}: {}",
+                    addr.ip(),
+                    addr.port(),
+                    crate::connect::os_error_text(&e)
+                )),
+            }
+        }
+        match first {
+            Some(bound) => {
+                for line in failures {
+                    eprintln!("{line}");
+                }
+                Ok(Some(bound))
+            }
+            None => Err(failures.join("; ")),
+        }
     }
 
     /// Adds one authenticated connection with a client role and starts it.
@@ -428,6 +494,16 @@ impl super::EventLoop {
             }
         }
     }
+}
+
+/// Whether binding failed because the host has no such address or no IPv6 at all.
+fn no_such_address(e: &io::Error) -> bool {
+    let no = [
+        rustix::io::Errno::ADDRNOTAVAIL,
+        rustix::io::Errno::AFNOSUPPORT,
+    ];
+    e.raw_os_error()
+        .is_some_and(|code| no.iter().any(|n| n.raw_os_error() == code))
 }
 
 /// The process's standard streams as an endpoint: stdin up, stdout and stderr down.

@@ -412,27 +412,7 @@ fn main() {
 }
 
 fn print_header(plan: Plan, load_before: &str, on_cpu: bool) {
-    println!("libc:   {}", machine::libc());
-    println!(
-        "cpu:    {} ({} logical CPUs; {})",
-        machine::cpu_model(),
-        machine::cpus(),
-        machine::cpu_features()
-    );
-    println!("build:  {}", machine::build());
-    println!(
-        "load:   {load_before} before, {} after (1-minute load average; above 0 means \
-         something else ran)",
-        machine::load_average()
-    );
-    println!(
-        "plan:   {} samples per row taken in interleaved rounds, each at least {} ms, after a \
-         {} ms warm-up",
-        plan.samples,
-        plan.sample.as_millis(),
-        plan.warmup.as_millis()
-    );
-    println!();
+    plan.print_header(load_before);
     if on_cpu {
         println!(
             "GB/s:     10^9 payload bytes per second of this thread's CPU time, each byte both \

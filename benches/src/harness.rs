@@ -15,6 +15,8 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use crate::machine;
+
 /// What a benchmark's command line asks for. `cargo bench` passes `--bench`, and a test
 /// run (`cargo test --all-targets`) does not, so a benchmark without it only checks that
 /// its cases work; `--quick` asks for a short, noisier run; a word without a dash picks
@@ -80,6 +82,33 @@ impl Plan {
         sample: Duration::from_millis(30),
         samples: 3,
     };
+
+    /// Prints the lines every in-memory benchmark's report starts with: the machine (libc,
+    /// CPU, build), the load average before the run (`load_before`) and now, and this
+    /// plan.
+    pub fn print_header(self, load_before: &str) {
+        println!("libc:   {}", machine::libc());
+        println!(
+            "cpu:    {} ({} logical CPUs; {})",
+            machine::cpu_model(),
+            machine::cpus(),
+            machine::cpu_features()
+        );
+        println!("build:  {}", machine::build());
+        println!(
+            "load:   {load_before} before, {} after (1-minute load average; above 0 means \
+         something else ran)",
+            machine::load_average()
+        );
+        println!(
+            "plan:   {} samples per row taken in interleaved rounds, each at least {} ms, after a \
+         {} ms warm-up",
+            self.samples,
+            self.sample.as_millis(),
+            self.warmup.as_millis()
+        );
+        println!();
+    }
 
     /// This plan with any of `BENCH_SAMPLES`, `BENCH_SAMPLE_MS` and `BENCH_WARMUP_MS`
     /// that the environment sets in place of its own figures: more or longer samples for

@@ -825,28 +825,12 @@ impl Driver {
 
     /// Checks a call's result against what came before.
     fn result<T>(&mut self, result: Result<T, Error>) -> Option<T> {
-        match result {
-            Ok(value) => {
-                assert!(!self.closed, "a call succeeded after the connection closed");
-                Some(value)
-            }
-            Err(e) => {
-                self.failed(e);
-                None
-            }
-        }
+        let mut failed = Failed::new(&self.t, &mut self.closed, &mut self.outcome.error);
+        failed.check(result)
     }
 
     fn failed(&mut self, e: Error) {
-        assert!(
-            self.t.is_closed(),
-            "the error left the connection open: {e}"
-        );
-        if !self.closed {
-            log::trace!("fuzzed transport failed: {e}");
-            self.closed = true;
-            self.outcome.error = Some(e);
-        }
+        Failed::new(&self.t, &mut self.closed, &mut self.outcome.error).record(e);
     }
 
     /// Takes the output and checks how much there was.
@@ -908,6 +892,55 @@ fn check_delivered(t: &Transport, role: Role, authenticated: bool, payload: &[u8
 
 // ---------------------------------------------------------------------------------------
 // Helpers
+
+/// A driver's account of how its connection ended, borrowed for one check: whether it is
+/// closed, and the first error, which must have closed the transport.
+pub(crate) struct Failed<'a> {
+    t: &'a Transport,
+    closed: &'a mut bool,
+    error: &'a mut Option<Error>,
+}
+
+impl<'a> Failed<'a> {
+    pub(crate) fn new(
+        t: &'a Transport,
+        closed: &'a mut bool,
+        error: &'a mut Option<Error>,
+    ) -> Self {
+        Self { t, closed, error }
+    }
+
+    /// A call's result: its value, or `None` once its error is recorded. Nothing may
+    /// succeed after the connection closed.
+    pub(crate) fn check<T>(&mut self, result: Result<T, Error>) -> Option<T> {
+        match result {
+            Ok(value) => {
+                assert!(
+                    !*self.closed,
+                    "a call succeeded after the connection closed"
+                );
+                Some(value)
+            }
+            Err(e) => {
+                self.record(e);
+                None
+            }
+        }
+    }
+
+    /// An error: the transport must be closed by it; the first one is kept.
+    pub(crate) fn record(&mut self, e: Error) {
+        assert!(
+            self.t.is_closed(),
+            "the error left the connection open: {e}"
+        );
+        if !*self.closed {
+            log::trace!("fuzzed connection failed: {e}");
+            *self.closed = true;
+            *self.error = Some(e);
+        }
+    }
+}
 
 /// Cuts a stream into reads of random sizes, as a socket would.
 struct Pieces {

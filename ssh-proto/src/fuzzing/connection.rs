@@ -54,7 +54,7 @@ use crate::role::Role;
 use crate::transport::{Event as TransportEvent, Transport};
 use crate::wire::Writer;
 
-use super::{KexMode, new_transport, origin};
+use super::{Failed, KexMode, new_transport, origin};
 
 mod script;
 
@@ -754,28 +754,12 @@ impl Harness {
 
     /// Checks a call's result that is not the channels'.
     fn result<T>(&mut self, result: Result<T, Error>) -> Option<T> {
-        match result {
-            Ok(value) => {
-                assert!(!self.closed, "a call succeeded after the connection closed");
-                Some(value)
-            }
-            Err(e) => {
-                self.failed(e);
-                None
-            }
-        }
+        let mut failed = Failed::new(&self.t, &mut self.closed, &mut self.outcome.error);
+        failed.check(result)
     }
 
     fn failed(&mut self, e: Error) {
-        assert!(
-            self.t.is_closed(),
-            "the error left the connection open: {e}"
-        );
-        if !self.closed {
-            log::trace!("fuzzed connection failed: {e}");
-            self.closed = true;
-            self.outcome.error = Some(e);
-        }
+        Failed::new(&self.t, &mut self.closed, &mut self.outcome.error).record(e);
     }
 
     fn auth_events(&mut self) {

@@ -1,24 +1,16 @@
 //! `gateway probe`: connect, complete key exchange, report what was negotiated.
 
 use std::ffi::OsString;
-use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gateway::auth::{AuthError, Authenticator};
-use gateway::blocking::{BlockingConn, DriveError};
-use gateway::hostkeys;
+use gateway::connect;
 use gateway::options::ClientOptions;
 use gateway::prompt::Prompter;
-use gateway::rng::OsRng;
-use ssh_proto::Error as ProtoError;
 use ssh_proto::algorithms::Algorithm;
-use ssh_proto::config::Config;
 use ssh_proto::msg::DisconnectReason;
-use ssh_proto::role::Role;
-use ssh_proto::transport::{Event, Transport};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -85,79 +77,13 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
 
 const USAGE: &str = "usage: gateway probe [--auth] [-p PORT] [-l USER] [-i FILE]... [-o KEY=VALUE]... [-v] [USER@]HOST";
 
-fn probe(host: &str, port: u16, options: ClientOptions, auth: bool) -> Result<(), String> {
+fn probe(host: &str, port: u16, mut options: ClientOptions, auth: bool) -> Result<(), String> {
     let at = format!("{host} port {port}");
-    let addrs: Vec<_> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("Could not resolve hostname {host}: {e}"))?
-        .collect();
-    let stream = addrs
-        .iter()
-        .find_map(|a| TcpStream::connect_timeout(a, TIMEOUT).ok())
-        .ok_or_else(|| {
-            match addrs
-                .first()
-                .map(|a| TcpStream::connect_timeout(a, TIMEOUT))
-            {
-                Some(Err(e)) => format!("connect to host {at}: {e}"),
-                _ => format!("connect to host {at}: no address"),
-            }
-        })?;
-
-    let config = Config {
-        algorithms: options.algorithms.clone(),
-        ..Config::default()
-    };
-    let transport = Transport::new(
-        Arc::new(config),
-        Role::Client,
-        Box::new(OsRng),
-        Instant::now(),
-    );
-    let mut conn = BlockingConn::new(transport, stream).map_err(|e| format!("{at}: {e}"))?;
+    options.connect_timeout = options.connect_timeout.or(Some(TIMEOUT));
     let prompter = Prompter::from_env(options.batch_mode);
-    let mut host_key = None;
-    let mut refusal = None;
-    let result = conn.run_until(
-        Instant::now() + TIMEOUT,
-        |t, event| {
-            if let Event::HostKey(key) = event {
-                if auth {
-                    // Before authenticating, the key is checked as ssh checks it.
-                    if let Err(why) = hostkeys::verify(
-                        &options.host_keys,
-                        host,
-                        port,
-                        &key,
-                        &prompter,
-                        &mut OsRng,
-                    ) {
-                        let error = t.reject_host_key("host key not trusted");
-                        refusal = Some(why);
-                        return Err(error);
-                    }
-                }
-                // Without --auth, probe reports the key without judging it, as
-                // ssh-keyscan does.
-                host_key = Some(key);
-                t.accept_host_key()?;
-            }
-            Ok::<(), ProtoError>(())
-        },
-        |c| c.transport.is_ready(),
-    );
-    if let Some(why) = refusal {
-        // A changed key comes with a warning of several lines; the last says why.
-        let mut lines: Vec<&str> = why.lines().collect();
-        let last = lines.pop().unwrap_or("host key verification failed");
-        for line in lines {
-            eprintln!("{line}");
-        }
-        return Err(last.to_owned());
-    }
-    if let Err(e) = result {
-        return Err(describe(&at, e));
-    }
+    // With --auth the host key is checked as ssh checks it before logging in; without,
+    // probe reports the key without judging it, as ssh-keyscan does.
+    let (mut conn, host_key) = connect::handshake(host, port, &options, &prompter, auth)?;
 
     let t = &conn.transport;
     let n = t.negotiated().ok_or("no key exchange happened")?;
@@ -181,13 +107,11 @@ fn probe(host: &str, port: u16, options: ClientOptions, auth: bool) -> Result<()
         "strict key exchange: {}",
         if n.strict_kex { "yes" } else { "no" }
     );
-    if let Some(key) = host_key {
-        println!(
-            "{} key fingerprint is {}.",
-            key.openssh_label(),
-            key.fingerprint_sha256(ssh_proto::crypto::default_provider())
-        );
-    }
+    println!(
+        "{} key fingerprint is {}.",
+        host_key.openssh_label(),
+        host_key.fingerprint_sha256(ssh_proto::crypto::default_provider())
+    );
 
     if auth {
         let deadline = Instant::now() + TIMEOUT;
@@ -195,7 +119,7 @@ fn probe(host: &str, port: u16, options: ClientOptions, auth: bool) -> Result<()
             .run()
             .map_err(|e| match e {
                 AuthError::Denied(_) => format!("{}@{host}: {e}", options.auth.user),
-                AuthError::Drive(d) => describe(&at, d),
+                AuthError::Drive(d) => connect::describe(&at, d),
             })?;
         println!(
             "authenticated as {} with {}",
@@ -209,15 +133,3 @@ fn probe(host: &str, port: u16, options: ClientOptions, auth: bool) -> Result<()
     Ok(())
 }
 
-/// One line in OpenSSH's words where OpenSSH has them.
-fn describe(at: &str, e: DriveError) -> String {
-    match e {
-        DriveError::Protocol(ProtoError::NoCommonAlgorithm(n)) => {
-            format!("Unable to negotiate with {at}: {n}")
-        }
-        DriveError::Eof => format!("Connection closed by {at}"),
-        DriveError::Io(e) => format!("{at}: {e}"),
-        DriveError::TimedOut => format!("{at}: operation timed out"),
-        DriveError::Protocol(e) => format!("{at}: {e}"),
-    }
-}

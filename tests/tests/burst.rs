@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use interop::forwarding::{Reaper, wait_for_port};
+use interop::forwarding::{Reaper, gateway_client, wait_for_port};
 use interop::peers::{self, Peer, TempDir, free_port, gateway_binary};
 
 const CONNECTIONS: usize = 10_000;
@@ -84,17 +84,8 @@ fn ten_thousand_connections_through_one_forward() {
 
     let local_port = free_port();
     let mut client = Reaper::spawn(
-        Command::new(gateway_binary())
-            .args(["-F", "none", "-N", "-o", "BatchMode=yes"])
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-            ])
-            .arg("-i")
-            .arg(&key.private_key)
-            .args(["-p", &server_port.to_string()])
+        gateway_client(&key.private_key, server_port)
+            .arg("-N")
             .args(["-L", &format!("{local_port}:127.0.0.1:{echo_port}")])
             .arg("127.0.0.1")
             .stderr(Stdio::inherit()),

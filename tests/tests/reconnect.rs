@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use interop::forwarding::{Reaper, echo_service, wait_for_port};
+use interop::forwarding::{Reaper, echo_service, gateway_client, wait_for_port};
 use interop::peers::{self, TempDir, free_port, gateway_binary};
 
 /// How soon a local connection must be closed once it has nowhere to go.
@@ -63,17 +63,8 @@ fn start(label: &str) -> Option<Setup> {
 
     let local = free_port();
     let client = Reaper::spawn(
-        Command::new(gateway_binary())
-            .args(["-F", "none", "-N", "--reconnect", "-o", "BatchMode=yes"])
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-            ])
-            .arg("-i")
-            .arg(&key.private_key)
-            .args(["-p", &server_port.to_string()])
+        gateway_client(&key.private_key, server_port)
+            .args(["-N", "--reconnect"])
             .args(["-L", &format!("{local}:127.0.0.1:{echo}")])
             .arg("127.0.0.1")
             .stderr(Stdio::piped()),

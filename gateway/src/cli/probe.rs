@@ -132,4 +132,3 @@ fn probe(host: &str, port: u16, mut options: ClientOptions, auth: bool) -> Resul
     let _ = conn.flush();
     Ok(())
 }
-

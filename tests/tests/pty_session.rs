@@ -11,8 +11,8 @@
 //! - carry a resize just as well when the session's send window is used up (a channel
 //!   request takes no window, RFC 4254 section 5.2): the remote shell stops reading its
 //!   terminal and 2 MiB and more are typed, until the client stops taking keys;
-//! - end on SIGHUP, as ssh does when its terminal goes away, with status 255 rather than
-//!   killed by the signal;
+//! - end at once on SIGHUP (as when its terminal goes away) and on SIGTERM, with status
+//!   255 rather than killed by the signal, as ssh does;
 //! - end with status 255 and one line saying so when the connection is lost mid-session;
 //! - end with 128 + 9 when the remote shell is killed by SIGKILL;
 //! - leave the local terminal's settings exactly as they were before it started, after
@@ -44,8 +44,9 @@ const STALL: Duration = Duration::from_millis(500);
 
 /// How long any one step (a login, a line of output, an exit) may take.
 const STEP: Duration = Duration::from_secs(10);
-/// The client's drain after a stop signal, and some slack for a debug build.
-const DRAIN: Duration = Duration::from_secs(7);
+/// How long the client may take to end after a stop signal: well under the 5 s drain
+/// that forwards get, which an interactive session must not wait for.
+const PROMPT: Duration = Duration::from_secs(3);
 const TERM: &str = "vt220";
 /// What [`Terminal::ready`] waits for: the shell's answer, not the echo of the line typed.
 const READY: &str = "@@ready 42\n";
@@ -388,8 +389,9 @@ fn interactive_session_on_a_pty() {
 /// Every way out other than the shell's own `exit`, each on a fresh terminal, with the
 /// exit status ssh gives and what the client writes on its way out:
 ///
-/// - SIGHUP, as when the terminal goes away: status 255 rather than killed by the
-///   signal;
+/// - SIGHUP, as when the terminal goes away, and SIGTERM: the client ends at once (not
+///   after the 5 s drain that forwards get) with status 255 rather than killed by the
+///   signal, and writes nothing, as ssh does at its default log level;
 /// - the connection lost mid-session (the sshd process serving it is killed): status
 ///   255 and one line that says so;
 /// - the remote shell killed by a signal (SIGKILL): status 128 + 9, and nothing written.
@@ -402,13 +404,19 @@ fn every_way_out_restores_the_terminal() {
         return;
     };
 
-    // SIGHUP while the shell runs.
-    let (mut terminal, mut client, before) = start(&server);
-    terminal.ready();
-    let pid = rustix::process::Pid::from_child(&client.0);
-    rustix::process::kill_process(pid, Signal::HUP).expect("send SIGHUP");
-    // Status 255: the client ended by itself, not killed by the signal.
-    ends_with(&mut terminal, &mut client, &before, DRAIN, 255);
+    for (name, signal) in [("SIGHUP", Signal::HUP), ("SIGTERM", Signal::TERM)] {
+        let (mut terminal, mut client, before) = start(&server);
+        terminal.ready();
+        let pid = rustix::process::Pid::from_child(&client.0);
+        rustix::process::kill_process(pid, signal).expect("send the signal");
+        // Well within the drain, so an end that waited for it fails here.
+        ends_with(&mut terminal, &mut client, &before, PROMPT, 255);
+        let written = terminal.lines_after(READY);
+        assert!(
+            written.is_empty(),
+            "the client wrote {written:?} after {name}; ssh writes nothing"
+        );
+    }
 
     // The connection lost: the shell's parent is the sshd process that carries the
     // session, and killing it closes the connection with no SSH message.

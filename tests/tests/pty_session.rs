@@ -11,8 +11,10 @@
 //! - carry a resize just as well when the session's send window is used up (a channel
 //!   request takes no window, RFC 4254 section 5.2): the remote shell stops reading its
 //!   terminal and 2 MiB and more are typed, until the client stops taking keys;
-//! - end on SIGHUP, as ssh does when its terminal goes away, with status 255 rather than
-//!   killed by the signal;
+//! - end at once on SIGHUP (as when its terminal goes away) and on SIGTERM, with status
+//!   255 rather than killed by the signal, as ssh does;
+//! - end with status 255 and one line saying so when the connection is lost mid-session;
+//! - end with 128 + 9 when the remote shell is killed by SIGKILL;
 //! - leave the local terminal's settings exactly as they were before it started, after
 //!   each of those ways out (raw mode is undone).
 //!
@@ -27,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use interop::forwarding::Reaper;
 use interop::peers::{KeyPair, OpenSsh, Sshd, TempDir, current_user, gateway_binary, keygen};
+use rustix::process::Signal;
 use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
 use rustix::termios::{
     LocalModes, OptionalActions, SpecialCodeIndex, Winsize, tcgetattr, tcsetattr, tcsetwinsize,
@@ -41,9 +44,12 @@ const STALL: Duration = Duration::from_millis(500);
 
 /// How long any one step (a login, a line of output, an exit) may take.
 const STEP: Duration = Duration::from_secs(10);
-/// The client's drain after a stop signal, and some slack for a debug build.
-const DRAIN: Duration = Duration::from_secs(7);
+/// How long the client may take to end after a stop signal: well under the 5 s drain
+/// that forwards get, which an interactive session must not wait for.
+const PROMPT: Duration = Duration::from_secs(3);
 const TERM: &str = "vt220";
+/// What [`Terminal::ready`] waits for: the shell's answer, not the echo of the line typed.
+const READY: &str = "@@ready 42\n";
 
 /// sshd and the client's key and `HOME`.
 struct Server {
@@ -165,6 +171,42 @@ impl Terminal {
 
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.output).replace('\r', "")
+    }
+
+    /// What the terminal showed after the last `marker`; empty if it never showed it.
+    fn text_after(&self, marker: &str) -> String {
+        let text = self.text();
+        text.rfind(marker)
+            .map_or_else(String::new, |at| text[at + marker.len()..].to_owned())
+    }
+
+    /// The lines shown after the last `marker`, without escape sequences (bash turns
+    /// bracketed paste on and off around each prompt) and without blank lines.
+    fn lines_after(&self, marker: &str) -> Vec<String> {
+        let mut plain = String::new();
+        let after = self.text_after(marker);
+        let mut chars = after.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' && chars.next_if_eq(&'[').is_some() {
+                // A CSI sequence ends with its first letter or other final byte.
+                while chars.next().is_some_and(|c| !('@'..='~').contains(&c)) {}
+            } else {
+                plain.push(c);
+            }
+        }
+        plain
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Turns off the remote shell's prompt, so that nothing but what is asked for shows
+    /// on the terminal, and waits until the shell has taken that in: it shows [`READY`].
+    fn ready(&mut self) {
+        self.type_line(r#"PS1=; echo "@@ready $((6 * 7))""#);
+        self.wait_for_text(READY);
     }
 
     fn type_line(&mut self, line: &str) {
@@ -342,13 +384,75 @@ fn interactive_session_on_a_pty() {
     terminal.resize(40, 120);
     terminal.wait_for_text("@@after 40 120\n");
     ends_with(&mut terminal, &mut client, &before, STEP, 0);
+}
 
-    // SIGHUP while the shell runs.
+/// Every way out other than the shell's own `exit`, each on a fresh terminal, with the
+/// exit status ssh gives and what the client writes on its way out:
+///
+/// - SIGHUP, as when the terminal goes away, and SIGTERM: the client ends at once (not
+///   after the 5 s drain that forwards get) with status 255 rather than killed by the
+///   signal, and writes nothing, as ssh does at its default log level;
+/// - the connection lost mid-session (the sshd process serving it is killed): status
+///   255 and one line that says so;
+/// - the remote shell killed by a signal (SIGKILL): status 128 + 9, and nothing written.
+///
+/// Each case also checks that the local terminal's settings are exactly as before, so
+/// raw mode was undone on that way out too.
+#[test]
+fn every_way_out_restores_the_terminal() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+
+    for (name, signal) in [("SIGHUP", Signal::HUP), ("SIGTERM", Signal::TERM)] {
+        let (mut terminal, mut client, before) = start(&server);
+        terminal.ready();
+        let pid = rustix::process::Pid::from_child(&client.0);
+        rustix::process::kill_process(pid, signal).expect("send the signal");
+        // Well within the drain, so an end that waited for it fails here.
+        ends_with(&mut terminal, &mut client, &before, PROMPT, 255);
+        let written = terminal.lines_after(READY);
+        assert!(
+            written.is_empty(),
+            "the client wrote {written:?} after {name}; ssh writes nothing"
+        );
+    }
+
+    // The connection lost: the shell's parent is the sshd process that carries the
+    // session, and killing it closes the connection with no SSH message.
     let (mut terminal, mut client, before) = start(&server);
-    terminal.type_line(r#"echo "@@up $((6 * 7))""#);
-    terminal.wait_for_text("@@up 42\n");
-    let pid = rustix::process::Pid::from_child(&client.0);
-    rustix::process::kill_process(pid, rustix::process::Signal::HUP).expect("send SIGHUP");
-    // Status 255: the client ended by itself, not killed by the signal.
-    ends_with(&mut terminal, &mut client, &before, DRAIN, 255);
+    // The quote keeps the echo of the typed line from matching the marker.
+    terminal.type_line(r#"PS1=; echo "@@serving" $PPID"#);
+    terminal.wait_until("sshd's process number", |t| {
+        t.text_after("@@serving ").contains('\n')
+    });
+    let serving = terminal.text_after("@@serving ");
+    let serving = serving.lines().next().unwrap_or_default();
+    let serving = rustix::process::Pid::from_raw(serving.trim().parse().expect("a number"))
+        .expect("a process number");
+    rustix::process::kill_process(serving, Signal::KILL).expect("kill sshd's process");
+    ends_with(&mut terminal, &mut client, &before, STEP, 255);
+    let written = terminal.lines_after("@@serving ");
+    // Either way ssh words it, as the connection ends with a FIN or with a reset.
+    let lost = [
+        "gateway: Connection to 127.0.0.1 closed by remote host.",
+        "gateway: Read from remote host 127.0.0.1: Connection reset by peer",
+    ];
+    assert!(
+        written.len() == 2 && lost.contains(&written[1].as_str()),
+        "expected the process number and then one line of {lost:?}; \
+         the client wrote {written:?}"
+    );
+
+    // The remote shell killed by SIGKILL.
+    let (mut terminal, mut client, before) = start(&server);
+    terminal.ready();
+    terminal.type_line("kill -9 $$");
+    ends_with(&mut terminal, &mut client, &before, STEP, 128 + 9);
+    let written = terminal.lines_after(READY);
+    // The shell's end is told by the status alone: the client itself did not fail.
+    assert!(
+        written.iter().all(|line| line == "kill -9 $$"),
+        "the client wrote {written:?} after the shell was killed"
+    );
 }

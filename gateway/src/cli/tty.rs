@@ -16,7 +16,7 @@ use ssh_proto::connection::msg::TerminalOpcode;
 ///
 /// The release build aborts on a panic, so no destructor runs then; a panic hook,
 /// installed with the first raw mode, restores the terminal before the panic message is
-/// printed. Every other way out of the client (an error, the end of a drain after a
+/// printed. Every other way out of the client (an error, a lost connection, a stop
 /// signal) returns through the code that owns this guard.
 #[derive(Debug)]
 pub struct RawMode {

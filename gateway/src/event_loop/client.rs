@@ -947,6 +947,21 @@ impl Role for ClientRole {
         Ok(())
     }
 
+    /// A session ends at once, as ssh's does on SIGHUP, SIGINT or SIGTERM: its user
+    /// asked it to stop, and an interactive one would otherwise hold the terminal in raw
+    /// mode through the drain, or for all of it if the shell never exits. The end is
+    /// quiet and, with no exit status from the server, the status is 255. Forwards, `-N`
+    /// and `-W` keep the drain: connections under way get the time to finish.
+    fn on_stop(&mut self, core: &mut Core) -> Result<(), End> {
+        if !matches!(self.setup.session, SessionKind::Session { .. }) {
+            return Ok(());
+        }
+        self.done = true;
+        core.transport
+            .disconnect(DisconnectReason::BY_APPLICATION, "disconnected by user");
+        Err(End::Local("stopped by a signal".to_owned()))
+    }
+
     fn is_authenticated(&self) -> bool {
         true
     }

@@ -210,6 +210,14 @@ pub(crate) trait Role {
         Ok(())
     }
 
+    /// A stop signal came (or a [`super::Stopper`]) and the drain starts. A role whose
+    /// work must not wait for the drain returns an error here, which ends the connection
+    /// at once.
+    fn on_stop(&mut self, core: &mut Core) -> Result<(), End> {
+        let _ = core;
+        Ok(())
+    }
+
     /// Whether the peer has authenticated (always, for a client once it is in the loop).
     fn is_authenticated(&self) -> bool;
 

@@ -8,9 +8,10 @@
 //! turn ([`conn::Core::turn`]). A connection that still has work after its turn is served
 //! again on the next turn without waiting, after the others have had theirs.
 //!
-//! Signals arrive as readiness too (SIGINT, SIGTERM and, for the client, SIGHUP start a drain, SIGCHLD tells the
-//! server a child may have exited, SIGWINCH tells the client the terminal was resized);
-//! the handlers themselves do nothing else.
+//! Signals arrive as readiness too (SIGINT, SIGTERM and, for the client, SIGHUP start a
+//! drain, which a client's session does not wait for; SIGCHLD tells the server a child
+//! may have exited, SIGWINCH tells the client the terminal was resized); the handlers
+//! themselves do nothing else.
 //!
 //! Nothing on the loop's thread may block, and a name lookup does: the forwarding server
 //! resolves destination names on a few threads of their own ([`resolve`]), and the
@@ -390,7 +391,10 @@ impl EventLoop {
             match signal {
                 SIGCHLD => child = true,
                 SIGWINCH => winch = true,
-                _ => stop = true,
+                _ => {
+                    log::info!("stopping on signal {signal}");
+                    stop = true;
+                }
             }
         }
         if child || winch {
@@ -412,8 +416,8 @@ impl EventLoop {
         }
     }
 
-    /// Stops accepting; connections with no channel left are ended, the rest get
-    /// [`DRAIN_TIME`] to finish.
+    /// Stops accepting; connections whose role will not wait (see [`Role::on_stop`])
+    /// and those with no channel left are ended, the rest get [`DRAIN_TIME`] to finish.
     fn start_drain(&mut self) {
         if self.draining.is_some() {
             return;
@@ -422,6 +426,10 @@ impl EventLoop {
         self.draining = Some(self.now + DRAIN_TIME);
         for (_, mut listener) in std::mem::take(&mut self.listeners) {
             listener.deregister(&self.registry);
+        }
+        let all: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
+        for i in all {
+            self.with_conn(i, |core, role, _| role.on_stop(core));
         }
         self.end_idle_connections();
     }

@@ -592,6 +592,9 @@ impl Core {
         };
         sock.up_eof = [true; 2];
         sock.held.clear();
+        // Without this, the channel's close would keep the endpoint as an orphan with
+        // bytes to write and no events to write them on, for good.
+        sock.discard_down();
         sock.down_eof = true;
         sock.down_shut = true;
         sock.eof_sent = true;

@@ -188,6 +188,12 @@ impl Sock {
         Ok(total)
     }
 
+    /// Forgets what waits to be written: the endpoint broke and will never take it.
+    pub(crate) fn discard_down(&mut self) {
+        self.down = [Vec::new(), Vec::new()];
+        self.down_pos = [0; 2];
+    }
+
     /// Shuts the endpoint's write side once the peer's EOF came and everything before it
     /// was written.
     pub(crate) fn maybe_shut_down(&mut self, registry: &Registry) {

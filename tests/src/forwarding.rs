@@ -1,14 +1,17 @@
 //! What the forwarding tests share: child processes that die with the test, waiting for a
-//! port, an echo service and a patterned source on threads, this project's forwarding
-//! server and client as processes, OpenSSH's client through that server, bulk transfers
-//! checked by SHA-256, and memory read from `/proc`.
+//! port, an echo service and a patterned source (counting what it wrote, if asked) on
+//! threads, this project's forwarding server and client as processes, OpenSSH's client
+//! through that server, bulk transfers checked by SHA-256 (of a set size, or running until
+//! stopped), and memory read from `/proc`.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use gateway::event_loop::listen::tcp_listener;
@@ -161,21 +164,37 @@ pub fn pattern() -> Vec<u8> {
 
 /// A service that writes [`pattern`] to every connection for as long as it is read.
 pub fn source_service() -> u16 {
+    counted_source_service(None).0
+}
+
+/// [`source_service`], counting the bytes its sockets took over all its connections. With
+/// `send_buffer`, each connection's socket send buffer is set to that (Linux doubles the
+/// number for its bookkeeping), so that what is counted says how much the path after the
+/// source holds rather than how much the source's own socket does.
+pub fn counted_source_service(send_buffer: Option<usize>) -> (u16, Arc<AtomicU64>) {
     let listener = loopback_listener();
     let port = listener.local_addr().expect("source address").port();
+    let written = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&written);
     thread::spawn(move || {
         for stream in listener.incoming().flatten() {
+            if let Some(size) = send_buffer {
+                rustix::net::sockopt::set_socket_send_buffer_size(&stream, size)
+                    .expect("set the source's send buffer");
+            }
+            let counter = Arc::clone(&counter);
             thread::spawn(move || {
                 let table = pattern();
                 let mut stream = stream;
                 let mut at = 0;
-                while stream.write_all(&table[at..at + PATTERN_CHUNK]).is_ok() {
-                    at = (at + PATTERN_CHUNK) % PERIOD;
+                while let Ok(n @ 1..) = stream.write(&table[at..at + PATTERN_CHUNK]) {
+                    counter.fetch_add(n as u64, Ordering::Relaxed);
+                    at = (at + n) % PERIOD;
                 }
             });
         }
     });
-    port
+    (port, written)
 }
 
 /// A small generator of test data: each seed its own stream of bytes.
@@ -243,6 +262,111 @@ pub fn echo_through(mut stream: TcpStream, bytes: usize, seed: u64) -> (String, 
     }
     let sent = sender.join().expect("sender thread");
     (sent, hex(hasher.finish().as_bytes()))
+}
+
+/// A transfer through a forward to an echo service that runs until it is stopped: one
+/// thread writes seeded data, another reads the echo back, each hashing what it moved.
+#[derive(Debug)]
+pub struct EchoFlow {
+    stop: Arc<AtomicBool>,
+    echoed: Arc<AtomicU64>,
+    writer: JoinHandle<(u64, String)>,
+    reader: JoinHandle<(u64, String)>,
+}
+
+/// What an [`EchoFlow`] moved: bytes and SHA-256 each way.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Moved {
+    pub sent: u64,
+    pub sent_sha256: String,
+    pub echoed: u64,
+    pub echoed_sha256: String,
+}
+
+impl EchoFlow {
+    /// Starts writing into `stream`, a connection through a forward to an echo service.
+    pub fn start(stream: TcpStream, seed: u64) -> EchoFlow {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("read timeout");
+        let mut writer = stream.try_clone().expect("clone the stream");
+        let stop = Arc::new(AtomicBool::new(false));
+        let echoed = Arc::new(AtomicU64::new(0));
+        let stopped = Arc::clone(&stop);
+        let writing = thread::spawn(move || {
+            let mut hasher = default_provider().hash(HashAlg::Sha256);
+            let mut data = XorShift(seed | 1);
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut sent = 0u64;
+            while !stopped.load(Ordering::Relaxed) {
+                data.fill(&mut buf);
+                hasher.update(&buf);
+                writer.write_all(&buf).expect("write into the forward");
+                sent += buf.len() as u64;
+            }
+            writer
+                .shutdown(Shutdown::Write)
+                .expect("shut the write side");
+            (sent, hex(hasher.finish().as_bytes()))
+        });
+        let counter = Arc::clone(&echoed);
+        let reading = thread::spawn(move || {
+            let mut stream = stream;
+            let mut hasher = default_provider().hash(HashAlg::Sha256);
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut got = 0u64;
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        hasher.update(&buf[..n]);
+                        got += n as u64;
+                        counter.store(got, Ordering::Relaxed);
+                    }
+                    Err(e) => panic!("read the echo after {got} bytes: {e}"),
+                }
+            }
+            (got, hex(hasher.finish().as_bytes()))
+        });
+        EchoFlow {
+            stop,
+            echoed,
+            writer: writing,
+            reader: reading,
+        }
+    }
+
+    /// Bytes echoed back so far.
+    pub fn echoed(&self) -> u64 {
+        self.echoed.load(Ordering::Relaxed)
+    }
+
+    /// Waits until at least `bytes` have come back; panics after `timeout`.
+    pub fn wait_for(&self, bytes: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.echoed() < bytes {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {bytes} bytes echoed after {timeout:?}",
+                self.echoed()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops writing, sends EOF, and waits for the echo of everything written and the
+    /// echo's EOF.
+    pub fn finish(self) -> Moved {
+        self.stop.store(true, Ordering::Relaxed);
+        let (sent, sent_sha256) = self.writer.join().expect("the writing thread");
+        let (echoed, echoed_sha256) = self.reader.join().expect("the reading thread");
+        Moved {
+            sent,
+            sent_sha256,
+            echoed,
+            echoed_sha256,
+        }
+    }
 }
 
 /// Resident and peak memory of a process, in KiB, from `/proc`.

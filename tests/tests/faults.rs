@@ -1,18 +1,20 @@
 //! Faults the gateway must survive, with this project's client and server as separate
-//! processes: a local reader that stops reading (memory stays bounded, nothing is lost)
-//! and a client that runs out of file descriptors (no busy loop; service resumes when
-//! descriptors free up).
+//! processes: a local reader that stops reading (memory stays bounded, the sender is held
+//! back, nothing is lost), a destination that refuses (its local connection is closed at
+//! once, other channels carry on) and a client that runs out of file descriptors (no busy
+//! loop; service resumes when descriptors free up).
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use interop::forwarding::{
-    PATTERN_CHUNK, PERIOD, Reaper, Serve, XorShift, cpu_ticks, echo_service, memory_kib, pattern,
-    source_service, wait_for_port,
+    Bastion, EchoFlow, PATTERN_CHUNK, PERIOD, Reaper, Serve, XorShift, counted_source_service,
+    cpu_ticks, echo_service, local_forward, memory_kib, pattern, wait_for_port,
 };
 use interop::peers::{KeyPair, TempDir, free_port, gateway_binary};
 
@@ -54,18 +56,51 @@ fn client(key: &KeyPair, server: u16, local: u16, target: u16, nofile: Option<u3
     client
 }
 
+/// The socket buffer asked for at the two ends the test holds, the source's send side
+/// and the reader's receive side; Linux doubles it for its bookkeeping.
+const TEST_SOCKET_BUFFER: usize = 64 << 10;
+
+/// How long the source's count must stand still to be taken as held back: many times
+/// what a source that is still moving needs to get another buffer's worth out.
+const STILL: Duration = Duration::from_secs(1);
+
+/// The largest a TCP socket buffer grows by itself, from `/proc/sys/net/ipv4/<name>`
+/// (`tcp_rmem` or `tcp_wmem`: minimum, default, maximum).
+fn tcp_buffer_max(name: &str) -> u64 {
+    let path = format!("/proc/sys/net/ipv4/{name}");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    text.split_whitespace()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{path} holds no maximum: {text:?}"))
+}
+
+/// What may lie between the source and a reader that stopped, when the window holds the
+/// sender back: the channel's window, which grows to at most the client's maximum, and
+/// the socket buffers on either side of the channel, the two the test sets and the two
+/// the gateway leaves to the kernel (the server's receive side towards the source, the
+/// client's send side towards the reader), which grow to at most the kernel's maximums.
+/// A mebibyte more covers a packet read and not yet sent, and the kernel's slack.
+fn held_back_bound() -> u64 {
+    let window = u64::from(ssh_proto::connection::window::WindowConfig::default().max);
+    let ours = 2 * 2 * TEST_SOCKET_BUFFER as u64;
+    window + ours + tcp_buffer_max("tcp_rmem") + tcp_buffer_max("tcp_wmem") + (1 << 20)
+}
+
 #[test]
 fn a_reader_that_stops_holds_memory_to_a_window() {
     let dir = TempDir::new("slow-reader");
     let Some((key, _server, server_port)) = server(dir.path()) else {
         return;
     };
-    let source = source_service();
+    let (source, written) = counted_source_service(Some(TEST_SOCKET_BUFFER));
     let local = free_port();
     let client = client(&key, server_port, local, source, None);
     let pid = client.0.id();
 
     let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, local)).expect("connect");
+    rustix::net::sockopt::set_socket_recv_buffer_size(&stream, TEST_SOCKET_BUFFER)
+        .expect("set the reader's receive buffer");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("read timeout");
@@ -93,10 +128,36 @@ fn a_reader_that_stops_holds_memory_to_a_window() {
     read_some(&mut stream, 1 << 20, &mut offset);
 
     // Stop reading while the source keeps offering: the client may hold at most its
-    // window for this channel, whatever the source has.
+    // window for this channel, whatever the source has, and sends no window adjust for
+    // what it holds, so the source is held back once the window and the buffers on the
+    // way are full. That is seen as its count of bytes written standing still.
     let (base, _) = memory_kib(pid);
-    thread::sleep(Duration::from_secs(3));
+    let (stall, at_stall) = (Instant::now(), written.load(Ordering::Relaxed));
+    let (mut last, mut last_change) = (at_stall, stall);
+    while stall.elapsed() < Duration::from_secs(3) || last_change.elapsed() < STILL {
+        assert!(
+            stall.elapsed() < Duration::from_secs(20),
+            "the source was still writing 20 s after the reader stopped: {last} bytes, {offset} read"
+        );
+        thread::sleep(Duration::from_millis(100));
+        let now = written.load(Ordering::Relaxed);
+        if now != last {
+            (last, last_change) = (now, Instant::now());
+        }
+    }
     let (stalled, _) = memory_kib(pid);
+    let (ahead, bound) = (last - offset, held_back_bound());
+    eprintln!(
+        "the source wrote {} KiB after the reader stopped and stood still {:.1?} later, {} KiB ahead of the reader (bound {} KiB)",
+        (last - at_stall) >> 10,
+        last_change - stall,
+        ahead >> 10,
+        bound >> 10
+    );
+    assert!(
+        ahead <= bound,
+        "the source got {ahead} bytes ahead of a reader that stopped, more than the {bound} that the window and the socket buffers hold"
+    );
     assert!(
         stalled < base + 24 * 1024,
         "the client grew from {base} KiB to {stalled} KiB behind a reader that stopped"
@@ -106,6 +167,88 @@ fn a_reader_that_stops_holds_memory_to_a_window() {
     let (_, peak) = memory_kib(pid);
     eprintln!("client memory: {base} KiB before the stall, {stalled} KiB stalled, peak {peak} KiB");
     assert!(peak < 64 * 1024, "the client's peak memory was {peak} KiB");
+}
+
+/// How soon a local connection whose destination refused must be closed.
+const REFUSAL: Duration = Duration::from_secs(1);
+
+/// A permitted destination with nothing listening: the server's connect is refused, the
+/// channel's open fails, and the client closes the local connection that asked for it,
+/// within [`REFUSAL`] of its connect, while a transfer on another channel of the same
+/// connection goes on and ends intact.
+#[test]
+fn a_refused_destination_closes_its_local_connection_and_nothing_else() {
+    let echo = echo_service();
+    // Free a moment ago, and nothing listens on it: connects to it are refused.
+    let nobody = free_port();
+    let permits = [
+        // Logs each channel's result, which the test reads.
+        "-v",
+        "--permit-open",
+        &format!("127.0.0.1:{echo}"),
+        "--permit-open",
+        &format!("127.0.0.1:{nobody}"),
+    ];
+    let Some(bastion) = Bastion::start("refused", &permits) else {
+        return;
+    };
+    let serve = &bastion.serve;
+    let refused_port = free_port();
+    let refused_forward = format!("{refused_port}:127.0.0.1:{nobody}");
+    let (mut client, echo_port) = local_forward(
+        &serve.key.private_key,
+        serve.port,
+        echo,
+        &["-L", &refused_forward],
+    );
+    wait_for_port(refused_port, Some(&mut client), "the refused forward");
+
+    let flow = EchoFlow::start(
+        TcpStream::connect((Ipv4Addr::LOCALHOST, echo_port)).expect("connect"),
+        0x4ef,
+    );
+    flow.wait_for(1 << 20, Duration::from_secs(30));
+    for attempt in 1..=3 {
+        let started = Instant::now();
+        let mut refused = TcpStream::connect((Ipv4Addr::LOCALHOST, refused_port)).expect("connect");
+        // Twice the limit, so that a late close is told apart from none.
+        refused
+            .set_read_timeout(Some(REFUSAL * 2))
+            .expect("read timeout");
+        let mut buf = [0u8; 64];
+        let ended = refused.read(&mut buf);
+        let took = started.elapsed();
+        match ended {
+            Ok(0) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            Ok(n) => panic!("attempt {attempt}: {n} bytes came from a refused destination"),
+            Err(e) => panic!("attempt {attempt}: not closed after {took:.2?}: {e}"),
+        }
+        assert!(
+            took < REFUSAL,
+            "attempt {attempt}: the local connection was closed only after {took:.2?}"
+        );
+    }
+    // The server's connects were refused, not the channels by its policy.
+    let to = format!("to=127.0.0.1:{nobody} ");
+    let line = bastion
+        .log_line(&["type=direct-tcpip", &to, "result=failed"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        line.contains("refused"),
+        "the channel failed for another reason: {line}"
+    );
+
+    // The transfer was under way throughout, and goes on after the refusals.
+    let echoed = flow.echoed();
+    flow.wait_for(echoed + (1 << 20), Duration::from_secs(30));
+    let moved = flow.finish();
+    assert_eq!(moved.echoed, moved.sent, "the echo lost bytes");
+    assert_eq!(
+        moved.echoed_sha256, moved.sent_sha256,
+        "the echo differs from what was sent"
+    );
+    assert!(client.alive(), "the client died");
 }
 
 #[test]

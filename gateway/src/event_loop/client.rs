@@ -913,7 +913,7 @@ impl Role for ClientRole {
         let label = format!("forward from {origin} to {target}");
         log::debug!("channel {channel}: {label}");
         let sock = Sock::new(
-            Endpoint::socket(accepted.socket),
+            Endpoint::accepted(accepted.socket),
             ctx.index,
             channel,
             Phase::Opening,

@@ -6,6 +6,11 @@
 //! channels (one packet per endpoint per round, while output stays under a high-water
 //! mark), and writes out what the transport produced until the socket would block. Write
 //! interest is asked for only while output waits.
+//!
+//! The same holds for the endpoints: after anything that changes what an endpoint's
+//! socket can use (data delivered, a window shut or opened, a phase or EOF), its interest
+//! is brought in line with [`Sock::want`] by [`Core::sync_interest`], which calls the poll
+//! only when the interest changes.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
@@ -83,15 +88,18 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Adds an endpoint to the loop and registers it; a `Connecting` one gets its
-    /// deadline in the timer heap.
+    /// deadline in the timer heap. A socket joins before its channel is open (waiting
+    /// for the peer's answer, or for a connect), so it is not asked to be read here; the
+    /// sync after its channel opens does that.
     pub(crate) fn add_sock(&mut self, sock: Sock) -> io::Result<usize> {
         let entry = self.socks.vacant_entry();
         let index = entry.key();
         let phase = sock.phase;
         let sock = entry.insert(sock);
-        if let Err(e) = sock
-            .ep
-            .register(self.registry, super::token(super::Kind::Sock, index))
+        let want = sock.want(|| false);
+        if let Err(e) =
+            sock.ep
+                .register(self.registry, super::token(super::Kind::Sock, index), want)
         {
             self.socks.remove(index);
             return Err(e);
@@ -479,6 +487,7 @@ impl Core {
                     && let Some(sock) = ctx.socks.get_mut(i)
                 {
                     self.queue(i, sock);
+                    self.sync_interest(ctx, i)?;
                 }
                 Ok(())
             }
@@ -489,6 +498,7 @@ impl Core {
                     sock.down_eof = true;
                     sock.maybe_shut_down(ctx.registry);
                     self.maybe_close(ctx, i)?;
+                    self.sync_interest(ctx, i)?;
                 }
                 role.on_channel_event(self, ctx, ChannelEvent::Eof { channel })
             }
@@ -508,6 +518,7 @@ impl Core {
                         // The local side went away while the open was in flight.
                         self.close_channel(ctx, i)?;
                     }
+                    self.sync_interest(ctx, i)?;
                 }
                 role.on_channel_event(self, ctx, ChannelEvent::Opened { channel })
             }
@@ -523,7 +534,10 @@ impl Core {
         sock.phase = Phase::Orphan;
         sock.down_eof = true;
         let _ = sock.flush_down();
-        if sock.down_pending() == 0 {
+        // What is left is written as the socket takes it, so the socket is kept, asked
+        // for writes only; if the poll refuses that, the rest is dropped with it.
+        let keep = sock.down_pending() > 0 && sock.sync_interest(ctx.registry, || false).is_ok();
+        if !keep {
             let mut sock = ctx.socks.remove(i);
             sock.ep.deregister(ctx.registry);
             role.on_sock_closed(self, ctx, channel, sock);
@@ -541,7 +555,13 @@ impl Core {
         let written = match self.bindings.get(&channel) {
             Some(&i) => match ctx.socks.get_mut(i) {
                 Some(sock) => match sock.deliver(stream, data) {
-                    Ok(n) => n,
+                    Ok(n) => {
+                        // What the socket did not take waits for a writable event.
+                        if n < data.len() {
+                            self.sync_interest(ctx, i)?;
+                        }
+                        n
+                    }
                     Err(e) => {
                         log::debug!("channel {channel}: {}: write: {e}", sock.label);
                         self.fail_sock(ctx, i)?;
@@ -594,7 +614,25 @@ impl Core {
         {
             channels.consumed(&mut self.transport, channel, written, ctx.now)?;
         }
-        self.maybe_close(ctx, i)
+        self.maybe_close(ctx, i)?;
+        self.sync_interest(ctx, i)
+    }
+
+    /// Brings endpoint `i`'s registration in line with [`Sock::want`], the peer's
+    /// window for its channel included. A socket the poll refuses is failed like one
+    /// that broke: without events it would never be served again.
+    pub(crate) fn sync_interest(&mut self, ctx: &mut Ctx<'_>, i: usize) -> Result<(), End> {
+        let Some(sock) = ctx.socks.get_mut(i) else {
+            return Ok(());
+        };
+        let channels = self.channels.as_ref();
+        let channel = sock.channel;
+        let window_open = || channels.is_some_and(|c| c.window(channel) > 0);
+        if let Err(e) = sock.sync_interest(ctx.registry, window_open) {
+            log::debug!("channel {channel}: {}: poll: {e}", sock.label);
+            return self.fail_sock(ctx, i);
+        }
+        Ok(())
     }
 
     /// The endpoint broke (reset, closed pipe): it carries nothing more either way and
@@ -605,6 +643,9 @@ impl Core {
         };
         sock.up_eof = [true; 2];
         sock.held.clear();
+        // Without this, the channel's close would keep the endpoint as an orphan with
+        // bytes to write and no events to write them on, for good.
+        sock.discard_down();
         sock.down_eof = true;
         sock.down_shut = true;
         sock.eof_sent = true;
@@ -635,7 +676,8 @@ impl Core {
         if let Some(channels) = self.channels.as_mut() {
             channels.close(&mut self.transport, sock.channel)?;
         }
-        Ok(())
+        // Nothing more is read for a closed channel.
+        self.sync_interest(ctx, i)
     }
 
     /// Sends EOF on the channel once every up stream of its endpoint ended.
@@ -675,7 +717,8 @@ impl Core {
             let channel = sock.channel;
             let window = channels.window(channel);
             if window == 0 {
-                // Event::Writable puts it back.
+                // Event::Writable puts it back, and asks for reads again.
+                self.sync_interest(ctx, i)?;
                 continue;
             }
             if !sock.held.is_empty() {
@@ -685,6 +728,7 @@ impl Core {
                 packets += 1;
                 sent |= took > 0;
                 self.queue(i, sock);
+                self.sync_interest(ctx, i)?;
                 continue;
             }
             let Some(stream) = Stream::BOTH
@@ -720,6 +764,9 @@ impl Core {
             }
             if let Some(sock) = ctx.socks.get_mut(i) {
                 self.queue(i, sock);
+                // A read that ended the stream, or data that shut the window, stops
+                // reads; the comparison is all this costs while neither happened.
+                self.sync_interest(ctx, i)?;
             }
         }
         Ok(sent)

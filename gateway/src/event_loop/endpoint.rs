@@ -12,6 +12,12 @@
 //! `WouldBlock` clears. A descriptor that epoll refuses (a regular file or `/dev/null` on
 //! stdin or stdout) is never ready late: reads and writes on it do not block, so its
 //! flags stay set.
+//!
+//! A socket asks the poll only for what its channel can use now ([`Want`]): to be read
+//! while the channel can take more, to be written while bytes wait for it. The interest it
+//! is registered with is remembered, and the poll is told only when that changes, so the
+//! data path makes no system call for interest while a transfer flows. Pipes keep the
+//! one direction each has for as long as they are open.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -31,6 +37,38 @@ pub(crate) enum Stream {
 
 impl Stream {
     pub(crate) const BOTH: [Stream; 2] = [Stream::Data, Stream::Ext];
+}
+
+/// The readiness a socket endpoint wants to hear about, derived from its channel's state
+/// by [`super::sock::Sock::want`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Want {
+    /// The channel can take more of what the socket gives.
+    pub(crate) read: bool,
+    /// Bytes wait to be written to the socket, or its connect is in progress.
+    pub(crate) write: bool,
+}
+
+impl Want {
+    /// A connect in progress: it finishes, or fails, as writability (errors are reported
+    /// whatever the interest).
+    pub(crate) const CONNECT: Want = Want {
+        read: false,
+        write: true,
+    };
+
+    /// The interest to register, or `None` for none at all: mio has no empty interest,
+    /// so a socket that wants nothing is taken out of the poll until it wants something.
+    /// Re-adding a socket, like changing its interest, makes epoll look at its readiness
+    /// afresh, so an edge that came while it was out is not lost.
+    fn interest(self) -> Option<Interest> {
+        match (self.read, self.write) {
+            (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+            (true, false) => Some(Interest::READABLE),
+            (false, true) => Some(Interest::WRITABLE),
+            (false, false) => None,
+        }
+    }
 }
 
 /// A socket: both directions in one descriptor.
@@ -116,7 +154,12 @@ pub(crate) struct Endpoint {
     up_ready: [bool; 2],
     /// Per down stream: may be writable.
     down_ready: [bool; 2],
-    registered: bool,
+    /// The token it is registered under, from [`Endpoint::register`] until
+    /// [`Endpoint::deregister`].
+    token: Option<Token>,
+    /// For a socket: the interest it is in the poll with now, `None` while it wants
+    /// nothing and is not in the poll at all.
+    interest: Option<Interest>,
 }
 
 impl Endpoint {
@@ -125,7 +168,8 @@ impl Endpoint {
             io,
             up_ready: [false; 2],
             down_ready: [false; 2],
-            registered: false,
+            token: None,
+            interest: None,
         };
         // A socket not yet known to be connected is not assumed writable.
         if let Io::Pipes { .. } = ep.io {
@@ -134,43 +178,95 @@ impl Endpoint {
         ep
     }
 
+    /// A socket whose connect may not have finished: it is not written before the poll
+    /// says it is writable.
     pub(crate) fn socket(socket: Socket) -> Endpoint {
         Endpoint::new(Io::Socket(socket))
     }
 
-    /// Registers every descriptor under `token`: read and write interest for sockets,
-    /// the one direction each pipe has.
-    pub(crate) fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        let both = Interest::READABLE | Interest::WRITABLE;
-        match &mut self.io {
-            Io::Socket(Socket::Tcp(s)) => registry.register(s, token, both)?,
-            Io::Socket(Socket::Unix(s)) => registry.register(s, token, both)?,
-            Io::Pipes { up, down } => {
-                for (i, pipe) in up.iter_mut().enumerate() {
-                    if let Some(pipe) = pipe {
-                        pipe.register(registry, token, Interest::READABLE)?;
-                        if pipe.always_ready {
-                            self.up_ready[i] = true;
-                        }
-                    }
-                }
-                for pipe in down.iter_mut().flatten() {
-                    pipe.register(registry, token, Interest::WRITABLE)?;
+    /// A socket from `accept`, connected already: its first write is tried at once
+    /// rather than after a writable event that it would have to ask for first.
+    pub(crate) fn accepted(socket: Socket) -> Endpoint {
+        let mut ep = Endpoint::new(Io::Socket(socket));
+        ep.down_ready = [true; 2];
+        ep
+    }
+
+    /// Registers every descriptor under `token`: a socket for what `want` asks (nothing
+    /// yet, possibly), each pipe for the one direction it has.
+    pub(crate) fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        want: Want,
+    ) -> io::Result<()> {
+        let Io::Pipes { up, down } = &mut self.io else {
+            self.token = Some(token);
+            self.interest = None;
+            let registered = self.set_want(registry, want);
+            if registered.is_err() {
+                self.token = None;
+            }
+            return registered;
+        };
+        for (i, pipe) in up.iter_mut().enumerate() {
+            if let Some(pipe) = pipe {
+                pipe.register(registry, token, Interest::READABLE)?;
+                if pipe.always_ready {
+                    self.up_ready[i] = true;
                 }
             }
         }
-        self.registered = true;
+        for pipe in down.iter_mut().flatten() {
+            pipe.register(registry, token, Interest::WRITABLE)?;
+        }
+        self.token = Some(token);
         Ok(())
     }
 
+    /// Brings a socket's registration in line with `want`, with one call to the poll
+    /// when it differs from what the socket is registered for and none when it does not.
+    /// Does nothing for pipes and for an endpoint that is not (or no longer) registered.
+    pub(crate) fn set_want(&mut self, registry: &Registry, want: Want) -> io::Result<()> {
+        let interest = want.interest();
+        if interest == self.interest {
+            return Ok(());
+        }
+        let Some(token) = self.token else {
+            return Ok(());
+        };
+        let source: &mut dyn mio::event::Source = match &mut self.io {
+            Io::Socket(Socket::Tcp(s)) => s,
+            Io::Socket(Socket::Unix(s)) => s,
+            Io::Pipes { .. } => return Ok(()),
+        };
+        match (self.interest, interest) {
+            (None, Some(i)) => registry.register(source, token, i)?,
+            (Some(_), Some(i)) => registry.reregister(source, token, i)?,
+            (Some(_), None) => registry.deregister(source)?,
+            (None, None) => {}
+        }
+        self.interest = interest;
+        Ok(())
+    }
+
+    /// Takes every descriptor out of the poll for good: [`Endpoint::set_want`] does
+    /// nothing afterwards.
     pub(crate) fn deregister(&mut self, registry: &Registry) {
-        if !self.registered {
+        if self.token.take().is_none() {
             return;
         }
-        self.registered = false;
         match &mut self.io {
-            Io::Socket(Socket::Tcp(s)) => drop(registry.deregister(s)),
-            Io::Socket(Socket::Unix(s)) => drop(registry.deregister(s)),
+            Io::Socket(Socket::Tcp(s)) => {
+                if self.interest.take().is_some() {
+                    drop(registry.deregister(s));
+                }
+            }
+            Io::Socket(Socket::Unix(s)) => {
+                if self.interest.take().is_some() {
+                    drop(registry.deregister(s));
+                }
+            }
             Io::Pipes { up, down } => {
                 for pipe in up.iter_mut().chain(down.iter_mut()).flatten() {
                     pipe.deregister(registry);
@@ -303,5 +399,90 @@ impl Endpoint {
             Io::Socket(Socket::Unix(s)) => s.peer_addr().is_ok(),
             Io::Pipes { .. } => true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream as StdUnixStream;
+    use std::time::Duration;
+
+    use mio::{Events, Poll};
+
+    use super::*;
+
+    const READ: Want = Want {
+        read: true,
+        write: false,
+    };
+
+    /// The (readable, writable) events of one short poll for `token`.
+    fn poll_once(poll: &mut Poll, token: Token) -> Vec<(bool, bool)> {
+        let mut events = Events::with_capacity(8);
+        poll.poll(&mut events, Some(Duration::from_millis(50)))
+            .expect("poll");
+        events
+            .iter()
+            .filter(|e| e.token() == token)
+            .map(|e| (e.is_readable(), e.is_writable()))
+            .collect()
+    }
+
+    fn socket_pair() -> (Endpoint, StdUnixStream) {
+        let (ours, theirs) = StdUnixStream::pair().expect("socket pair");
+        ours.set_nonblocking(true).expect("non-blocking");
+        let ep = Endpoint::accepted(Socket::Unix(UnixStream::from_std(ours)));
+        (ep, theirs)
+    }
+
+    /// A socket asks only for what it wants: an idle writable socket that wants reads
+    /// wakes nobody, and one that wants nothing is out of the poll. Taken out and put
+    /// back, it misses nothing: epoll looks at its readiness afresh when it returns.
+    #[test]
+    fn interest_follows_want_and_loses_no_readiness() {
+        let mut poll = Poll::new().expect("poll");
+        let token = Token(7);
+        let (mut ep, mut theirs) = socket_pair();
+        ep.register(poll.registry(), token, READ).expect("register");
+        assert_eq!(
+            poll_once(&mut poll, token),
+            vec![],
+            "a writable socket that wants only reads woke the poll"
+        );
+
+        ep.set_want(poll.registry(), Want::default())
+            .expect("out of the poll");
+        theirs.write_all(b"x").expect("write");
+        assert_eq!(
+            poll_once(&mut poll, token),
+            vec![],
+            "a socket that wants nothing heard of data"
+        );
+
+        ep.set_want(poll.registry(), READ).expect("back for reads");
+        assert_eq!(
+            poll_once(&mut poll, token),
+            vec![(true, false)],
+            "data that came while out of the poll was not reported on return"
+        );
+
+        let both = Want {
+            read: true,
+            write: true,
+        };
+        ep.set_want(poll.registry(), both)
+            .expect("reads and writes");
+        assert_eq!(
+            poll_once(&mut poll, token),
+            vec![(true, true)],
+            "asked for writes, a writable socket did not say so"
+        );
+
+        // Deregistered for good: wanting something again does not put it back.
+        ep.deregister(poll.registry());
+        ep.set_want(poll.registry(), both).expect("no-op");
+        theirs.write_all(b"y").expect("write");
+        assert_eq!(poll_once(&mut poll, token), vec![]);
     }
 }

@@ -719,7 +719,11 @@ mod tests {
         let index = entry.key();
         let sock = entry.insert(Sock::new(ep, 0, 0, Phase::Orphan, "session".into()));
         sock.ep
-            .register(&event_loop.registry, token(Kind::Sock, index))
+            .register(
+                &event_loop.registry,
+                token(Kind::Sock, index),
+                endpoint::Want::default(),
+            )
             .expect("register");
         let data: Vec<u8> = (0..BYTES).map(|i| (i % 251) as u8).collect();
         let written = sock.deliver(Stream::Data, &data).expect("deliver");

@@ -35,7 +35,7 @@ use ssh_proto::transport::{Event as TransportEvent, Transport};
 
 use super::conn::{Core, Ctx, End, Role};
 use super::dial::{Dial, ip_literal};
-use super::endpoint::{Endpoint, Io, Pipe, Socket};
+use super::endpoint::{Endpoint, Io, Pipe, Socket, Want};
 use super::listen::Accepted;
 use super::resolve::Lookups;
 use super::sock::{Phase, Sock};
@@ -562,10 +562,11 @@ fn start_connect(
         let _ = attempt.conn.set_nodelay(true);
         sock.ep.deregister(registry);
         sock.ep = Endpoint::socket(Socket::Tcp(attempt.conn));
-        if let Err(e) = sock
-            .ep
-            .register(registry, super::token(super::Kind::Sock, index))
-        {
+        if let Err(e) = sock.ep.register(
+            registry,
+            super::token(super::Kind::Sock, index),
+            Want::CONNECT,
+        ) {
             dial.failed(e.to_string());
             continue;
         }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use mio::Registry;
 
 use super::dial::Dial;
-use super::endpoint::{Endpoint, Stream};
+use super::endpoint::{Endpoint, Stream, Want};
 use super::resolve::Ticket;
 
 /// Where a bound endpoint's channel stands.
@@ -114,6 +114,44 @@ impl Sock {
                 .any(|&s| self.ep.has_up(s) && !self.up_eof[s as usize] && self.ep.up_ready(s))
     }
 
+    /// What the endpoint's socket should hear about from the poll now: reads while the
+    /// channel can take more, writes while bytes wait for it. `window_open` says whether
+    /// the peer's window for the channel has room; it is asked only when nothing else
+    /// rules reading out.
+    ///
+    /// A socket left readable behind a shut window would wake the loop for every segment
+    /// its sender pushes, to no purpose; one left writable with nothing to write would
+    /// wake it whenever its reader takes some (a Unix socket does on every read).
+    pub(crate) fn want(&self, window_open: impl FnOnce() -> bool) -> Want {
+        match self.phase {
+            Phase::Connecting { .. } => Want::CONNECT,
+            // Bytes held back from the channel do not turn reading off: they go with the
+            // next packet while the window is open, and a peer whose maximum packet is
+            // smaller than one read would otherwise flip the interest on every read.
+            Phase::Open => Want {
+                read: !self.close_sent && !self.up_eof[Stream::Data as usize] && window_open(),
+                write: !self.down_shut && self.down_pending() > 0,
+            },
+            Phase::Orphan => Want {
+                read: false,
+                write: self.down_pending() > 0,
+            },
+            // No socket yet, or no open channel to carry what it gives or bring it
+            // anything: nothing to hear about until the channel opens.
+            Phase::Resolving { .. } | Phase::Opening => Want::default(),
+        }
+    }
+
+    /// Registers the socket for what [`Sock::want`] says, if that changed.
+    pub(crate) fn sync_interest(
+        &mut self,
+        registry: &Registry,
+        window_open: impl FnOnce() -> bool,
+    ) -> io::Result<()> {
+        let want = self.want(window_open);
+        self.ep.set_want(registry, want)
+    }
+
     /// Whether every up stream has ended.
     pub(crate) fn up_done(&self) -> bool {
         self.held.is_empty()
@@ -188,6 +226,12 @@ impl Sock {
         Ok(total)
     }
 
+    /// Forgets what waits to be written: the endpoint broke and will never take it.
+    pub(crate) fn discard_down(&mut self) {
+        self.down = [Vec::new(), Vec::new()];
+        self.down_pos = [0; 2];
+    }
+
     /// Shuts the endpoint's write side once the peer's EOF came and everything before it
     /// was written.
     pub(crate) fn maybe_shut_down(&mut self, registry: &Registry) {
@@ -210,3 +254,99 @@ impl Sock {
 /// A down buffer larger than this is freed once drained rather than kept for reuse, so
 /// thousands of idle channels hold no memory.
 const KEEP_CAPACITY: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream as StdUnixStream;
+    use std::time::{Duration, Instant};
+
+    use mio::net::UnixStream;
+
+    use super::*;
+    use crate::event_loop::endpoint::Socket;
+
+    const NOTHING: Want = Want {
+        read: false,
+        write: false,
+    };
+
+    fn open_sock() -> (Sock, StdUnixStream) {
+        let (ours, theirs) = StdUnixStream::pair().expect("socket pair");
+        ours.set_nonblocking(true).expect("non-blocking");
+        let ep = Endpoint::accepted(Socket::Unix(UnixStream::from_std(ours)));
+        (Sock::new(ep, 0, 0, Phase::Open, "test".into()), theirs)
+    }
+
+    /// Reads are wanted while the channel can take them, writes while bytes wait.
+    #[test]
+    fn want_follows_the_window_and_the_bytes_waiting() {
+        let (mut sock, mut theirs) = open_sock();
+        let read_only = Want {
+            read: true,
+            write: false,
+        };
+        assert_eq!(sock.want(|| true), read_only);
+        assert_eq!(sock.want(|| false), NOTHING, "read behind a shut window");
+
+        // More than the socket holds: the rest waits, and writes are wanted.
+        let data = vec![7u8; 4 << 20];
+        let written = sock.deliver(Stream::Data, &data).expect("deliver");
+        assert!(written < data.len(), "the socket took all {written} bytes");
+        assert!(sock.want(|| true).write);
+        assert!(
+            sock.want(|| false).write,
+            "writes do not wait for the window"
+        );
+
+        // Once the reader has taken it all, writes are no longer wanted.
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; 4 << 20];
+            theirs.read_exact(&mut got).expect("read it all");
+            theirs
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while sock.down_pending() > 0 {
+            assert!(Instant::now() < deadline, "the reader took nothing");
+            sock.ep.on_event(false, true);
+            if sock.flush_down().expect("flush") == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        assert_eq!(sock.want(|| true), read_only);
+        let _theirs = reader.join().expect("reader");
+
+        // A stream that ended, or a channel closed, is not read again.
+        sock.up_eof[Stream::Data as usize] = true;
+        assert_eq!(sock.want(|| true), NOTHING);
+        sock.up_eof[Stream::Data as usize] = false;
+        sock.close_sent = true;
+        assert_eq!(sock.want(|| true), NOTHING);
+    }
+
+    #[test]
+    fn want_by_phase() {
+        let (mut sock, _theirs) = open_sock();
+        let deadline = Instant::now();
+        sock.phase = Phase::Opening;
+        assert_eq!(sock.want(|| true), NOTHING, "before the channel opens");
+        sock.phase = Phase::Resolving { deadline };
+        assert_eq!(sock.want(|| true), NOTHING);
+        sock.phase = Phase::Connecting { deadline };
+        assert_eq!(sock.want(|| true), Want::CONNECT);
+        sock.phase = Phase::Orphan;
+        assert_eq!(
+            sock.want(|| true),
+            NOTHING,
+            "an orphan with nothing to write"
+        );
+        sock.down[0].extend_from_slice(b"left");
+        assert_eq!(
+            sock.want(|| true),
+            Want {
+                read: false,
+                write: true
+            }
+        );
+    }
+}

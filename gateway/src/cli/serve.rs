@@ -28,7 +28,8 @@ pub const USAGE: &str =
 
 /// What `gateway serve --help` prints after the usage.
 const OPTIONS: &str = "
-  --listen ADDR:PORT       where to accept SSH connections; may be given again
+  --listen ADDR:PORT       where to accept SSH connections (a name: each of its
+                           addresses); may be given again
   --host-key FILE          the Ed25519 host key, created (with FILE.pub) if missing
   --authorized-keys FILE   who may log in, with sshd's key options
   --permit-open HOST:PORT  a destination direct-tcpip may reach (* matches any host or
@@ -82,7 +83,13 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
                     .to_socket_addrs()
                     .map_err(|e| format!("bad listen address '{value}': {e}"))?
                     .collect();
-                listen.extend(addrs.into_iter().take(1));
+                // A name stands for every address it has, as sshd's ListenAddress does:
+                // `localhost:2222` listens on 127.0.0.1 and ::1.
+                for addr in addrs {
+                    if !listen.contains(&addr) {
+                        listen.push(addr);
+                    }
+                }
             }
             Long("host-key") => host_key = Some(parser.value().map_err(|e| e.to_string())?.into()),
             Long("authorized-keys") => {

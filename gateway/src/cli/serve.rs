@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gateway::event_loop::EventLoop;
-use gateway::event_loop::listen::raise_open_file_limit;
+use gateway::event_loop::listen::{no_such_address, raise_open_file_limit};
 use gateway::event_loop::server::Settings;
 use gateway::rng::OsRng;
 use gateway::ssh_config::RekeyLimit;
@@ -40,7 +40,7 @@ const OPTIONS: &str = "
                            0 for no limit
   --connect-timeout SECS   time for a direct-tcpip destination to answer (10)
   --rekey-limit BYTES      renew a connection's keys after BYTES in either direction,
-                           a number with an optional K, M or G suffix as in sshd's
+                           a number with an optional K, M, G or T suffix as in sshd's
                            RekeyLimit (1G)
   -q, -v                   log warnings only; log debug lines too";
 
@@ -58,6 +58,8 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
 
     let mut parser = lexopt::Parser::from_args(args);
     let mut listen = Vec::new();
+    // Addresses that came from a name rather than written out.
+    let mut from_name = Vec::new();
     let mut host_key: Option<PathBuf> = None;
     let mut authorized_keys: Option<PathBuf> = None;
     let mut permit_open = Vec::new();
@@ -84,8 +86,18 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
                     .map_err(|e| format!("bad listen address '{value}': {e}"))?
                     .collect();
                 // A name stands for every address it has, as sshd's ListenAddress does:
-                // `localhost:2222` listens on 127.0.0.1 and ::1.
-                for addr in addrs {
+                // `localhost:2222` listens on 127.0.0.1 and ::1. With port 0 each would
+                // get a port of its own, so only the first is taken.
+                let literal = value.parse::<SocketAddr>().is_ok();
+                let take = if addrs.first().is_some_and(|a| a.port() == 0) {
+                    1
+                } else {
+                    addrs.len()
+                };
+                for addr in addrs.into_iter().take(take) {
+                    if !literal {
+                        from_name.push(addr);
+                    }
                     if !listen.contains(&addr) {
                         listen.push(addr);
                     }
@@ -184,10 +196,18 @@ pub fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     }
     let mut event_loop = EventLoop::new(true).map_err(|e| format!("event loop: {e}"))?;
     for addr in listen {
-        let bound = event_loop
-            .listen_ssh(addr, Arc::clone(&settings))
-            .map_err(|e| format!("listen on {addr}: {e}"))?;
-        log::info!("listen on={bound}");
+        match event_loop.listen_ssh(addr, Arc::clone(&settings)) {
+            Ok(bound) => log::info!("listen on={bound}"),
+            // A name's IPv6 address on a host without IPv6: the name's other addresses
+            // serve, as with sshd. A failure to bind any address at all ends below.
+            Err(e) if from_name.contains(&addr) && no_such_address(&e) => {
+                log::info!("not listening on {addr}: {e}");
+            }
+            Err(e) => return Err(format!("listen on {addr}: {e}")),
+        }
+    }
+    if event_loop.listeners() == 0 {
+        return Err("no --listen address could be bound".to_owned());
     }
     event_loop.run().map_err(|e| format!("event loop: {e}"))?;
     log::info!("stopped");

@@ -29,7 +29,7 @@ use ssh_proto::transport::Event as TransportEvent;
 
 use super::conn::{Core, Ctx, End, Role};
 use super::endpoint::{Endpoint, Io, Pipe};
-use super::listen::{Accepted, Listener, Purpose, Target};
+use super::listen::{Accepted, Listener, Purpose, Target, no_such_address};
 use super::sock::{Phase, Sock};
 use crate::blocking::BlockingConn;
 
@@ -265,8 +265,8 @@ impl super::EventLoop {
     }
 
     /// Binds the listeners of one local forward for connection `conn`. Returns the first
-    /// TCP address bound (`None` for a Unix socket), or ssh's words for why none was: `bind [127.0.0.1]:8080: Address
-    /// already in use`. When some of a forward's addresses bind and others do not, the
+    /// TCP address bound (`None` for a Unix socket), or ssh's words for why none was:
+    /// `bind [127.0.0.1]:8080: Address already in use`. When some of a forward's addresses bind and others do not, the
     /// forward works and each failure is a warning, as with ssh; a loopback ::1 that the
     /// host does not have is passed over in silence.
     fn bind_forward(
@@ -428,10 +428,17 @@ impl super::EventLoop {
                 // nothing to try again with: end as a lost connection without reconnect.
                 let line = format!("cannot start a reconnect attempt: {e}");
                 state.outcome.borrow_mut().error = Some(line);
-                self.reconnect = None;
-                self.cut_all("reconnect failed");
+                self.give_up_reconnecting();
             }
         }
+    }
+
+    /// Reconnecting cannot go on: the loop stops (the listeners close, as on a stop
+    /// signal) so that the client ends and reports the error already in its outcome.
+    fn give_up_reconnecting(&mut self) {
+        self.reconnect = None;
+        self.cut_all("reconnect failed");
+        self.start_drain();
     }
 
     /// The loop's waker rang: when it was for a finished reconnect attempt, take its
@@ -451,8 +458,7 @@ impl super::EventLoop {
                 // The attempt's thread ended without an answer: it panicked, and took
                 // the connector with it.
                 state.outcome.borrow_mut().error = Some("reconnect attempt failed".to_owned());
-                self.reconnect = None;
-                self.cut_all("reconnect failed");
+                self.give_up_reconnecting();
                 return;
             }
         };
@@ -494,16 +500,6 @@ impl super::EventLoop {
             }
         }
     }
-}
-
-/// Whether binding failed because the host has no such address or no IPv6 at all.
-fn no_such_address(e: &io::Error) -> bool {
-    let no = [
-        rustix::io::Errno::ADDRNOTAVAIL,
-        rustix::io::Errno::AFNOSUPPORT,
-    ];
-    e.raw_os_error()
-        .is_some_and(|code| no.iter().any(|n| n.raw_os_error() == code))
 }
 
 /// The process's standard streams as an endpoint: stdin up, stdout and stderr down.

@@ -53,6 +53,17 @@ pub(crate) struct Listener {
     pub(crate) purpose: Purpose,
 }
 
+/// Whether binding failed because the host has no such address, or no IPv6 at all: the
+/// one failure a name's other addresses may stand in for, as ssh and sshd let them.
+pub fn no_such_address(e: &io::Error) -> bool {
+    let no = [
+        rustix::io::Errno::ADDRNOTAVAIL,
+        rustix::io::Errno::AFNOSUPPORT,
+    ];
+    e.raw_os_error()
+        .is_some_and(|code| no.iter().any(|n| n.raw_os_error() == code))
+}
+
 /// A blocking TCP listener on `addr` with a backlog of 4,096 rather than std's 128, so
 /// that a burst of connections waits to be accepted instead of being reset.
 pub fn tcp_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {

@@ -244,6 +244,11 @@ impl EventLoop {
         self.conns.len()
     }
 
+    /// Listeners open now.
+    pub fn listeners(&self) -> usize {
+        self.listeners.len()
+    }
+
     /// Adds a connection with its role and serves it on the next turn.
     fn add_conn(&mut self, core: Core, role: Box<dyn Role>, startup: bool) -> io::Result<usize> {
         let entry = self.conns.vacant_entry();

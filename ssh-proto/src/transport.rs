@@ -204,7 +204,10 @@ impl Transport {
         let our_version = line.strip_suffix(b"\r\n").unwrap_or(&line).to_vec();
         let mut timers = TimerTable::default();
         timers.set(Timer::Banner, now + config.banner_timeout);
-        timers.set(Timer::PreAuth, now + config.preauth_timeout);
+        // A limit past what the clock can count means none.
+        if let Some(at) = now.checked_add(config.preauth_timeout) {
+            timers.set(Timer::PreAuth, at);
+        }
 
         let mut t = Self {
             role,

@@ -149,7 +149,7 @@ struct Harness {
     live: BTreeMap<u32, Chan>,
     /// Channels the peer confirmed with an unusable maximum packet size: reported failed
     /// at once, but their ids stay held until the peer's CLOSE answers ours, which is not
-    /// reported. An id leaves this set when it is given out again.
+    /// reported. An id leaves this set when that CLOSE is handled.
     parting: BTreeSet<u32>,
     /// The peer's open requests waiting for accept or reject, by our id.
     pending_opens: Vec<u32>,
@@ -696,6 +696,11 @@ impl Harness {
                 {
                     self.received(id, len as u64, false);
                 }
+                // The peer's CLOSE answers ours for a channel reported failed: its id is
+                // free now.
+                if let Some(Message::ChannelClose(m)) = parsed {
+                    self.parting.remove(&m.recipient);
+                }
             }
             Err(e) => self.failed(e),
         }
@@ -968,9 +973,9 @@ impl Harness {
             self.ch.len(),
             self.ch.slot_count()
         );
-        assert!(
-            self.live.len() <= self.ch.len()
-                && self.ch.len() <= self.live.len() + self.parting.len(),
+        assert_eq!(
+            self.ch.len(),
+            self.live.len() + self.parting.len(),
             "{} channels held; live: {:?}, parting: {:?}",
             self.ch.len(),
             self.live,

@@ -97,12 +97,12 @@ impl Plan {
         println!("build:  {}", machine::build());
         println!(
             "load:   {load_before} before, {} after (1-minute load average; above 0 means \
-         something else ran)",
+             something else ran)",
             machine::load_average()
         );
         println!(
             "plan:   {} samples per row taken in interleaved rounds, each at least {} ms, after a \
-         {} ms warm-up",
+             {} ms warm-up",
             self.samples,
             self.sample.as_millis(),
             self.warmup.as_millis()

@@ -389,6 +389,13 @@ fn every_session_request_reaches_the_peer_field_by_field() {
         ),
         (ChannelRequestBody::Shell, true, OwnedRequest::Shell),
         (
+            ChannelRequestBody::Exec { command: b"uptime" },
+            true,
+            OwnedRequest::Exec {
+                command: b"uptime".to_vec(),
+            },
+        ),
+        (
             ChannelRequestBody::Subsystem { name: b"sftp" },
             true,
             OwnedRequest::Subsystem {
@@ -405,6 +412,15 @@ fn every_session_request_reaches_the_peer_field_by_field() {
             false,
             OwnedRequest::Signal {
                 name: b"INT".to_vec(),
+            },
+        ),
+        (
+            ChannelRequestBody::XonXoff {
+                client_can_do: true,
+            },
+            false,
+            OwnedRequest::XonXoff {
+                client_can_do: true,
             },
         ),
         (ChannelRequestBody::Eow, false, OwnedRequest::Eow),
@@ -437,7 +453,19 @@ fn every_session_request_reaches_the_peer_field_by_field() {
         }
     }
 
-    // From the server, as a session ends on a signal.
+    // From the server, as a session ends: its status, then the signal that ended it.
+    let t = &mut rig.pair.server.transport;
+    let status = ChannelRequestBody::ExitStatus { status: 130 };
+    rig.server.ch().request(t, s, &status, false).unwrap();
+    rig.client_reads().unwrap();
+    assert_eq!(
+        rig.client.next_event(),
+        Event::Request {
+            channel: c,
+            request: OwnedRequest::ExitStatus { status: 130 },
+            want_reply: false,
+        }
+    );
     let t = &mut rig.pair.server.transport;
     let exit = ChannelRequestBody::ExitSignal(ExitSignal {
         signal: b"SEGV",

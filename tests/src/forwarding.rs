@@ -641,11 +641,14 @@ impl Bastion {
         }
     }
 
-    /// Key exchanges after the first that the connection from `from` finished, whichever
-    /// side started them: the `rekey from=` lines of a server run with `-v`.
-    pub fn rekeys(&self, from: &str) -> usize {
+    /// Key exchanges after the first that the connection from `from` finished since
+    /// `mark` ([`Bastion::log_mark`]), whichever side started them: the `rekey from=`
+    /// lines of a server run with `-v`. An earlier connection from the same port counts
+    /// for nothing.
+    pub fn rekeys(&self, from: &str, mark: usize) -> usize {
         let field = format!("from={from}");
-        fs::read_to_string(&self.log)
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        text.get(mark..)
             .unwrap_or_default()
             .lines()
             .filter(|l| {

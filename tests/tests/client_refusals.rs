@@ -1,5 +1,6 @@
 //! The `gateway` client asks for no forwarding and accepts no channel it did not ask for
-//! (it never requests agent forwarding and never accepts agent or X11 channels), shown end to end with the real binary.
+//! (it never requests agent forwarding and never accepts agent or X11 channels), shown
+//! end to end with the real binary.
 //!
 //! The client logs in to [`TestServer`] running a session by a [`SessionScript`]: once the
 //! client's `exec` is accepted, the server opens four channels toward it that nothing

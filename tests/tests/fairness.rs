@@ -24,18 +24,22 @@ use interop::peers::{TempDir, free_port};
 
 /// Round trips of one byte on the small channel.
 const ROUND_TRIPS: usize = 200;
-/// The slowest any of them may be.
+/// The slowest 5 % of them may take longer than this, up to [`WORST`]; the rest not.
 ///
 /// A round trip here is six hops between processes on loopback and takes well under a
 /// millisecond on an idle machine (a few at worst); a process descheduled on a loaded
 /// two-core machine adds tens of milliseconds. One that had to wait behind the bulk
 /// channel's backlog, up to its window of at least 2 MiB (the initial window), would wait
-/// for the destination to take it at 1 MiB/s: up to two seconds. The test checks that the
-/// bulk transfer really was that slow, at least five times this bound per window.
-const WORST: Duration = Duration::from_millis(200);
+/// for the destination to take it at 1 MiB/s: up to two seconds, and nearly every round
+/// trip would. The test checks that the bulk transfer really was that slow, at least five
+/// times this bound per window.
+const P95: Duration = Duration::from_millis(200);
+/// The slowest any one may be: room for a rare long pause of a loaded machine (the whole
+/// suite runs at once on two cores), still half of what waiting behind a window takes.
+const WORST: Duration = Duration::from_secs(1);
 /// Half of the round trips must be faster than this: most of them meet no descheduling
-/// at all, and it is still a hundred times what they take on an idle machine.
-const MEDIAN: Duration = Duration::from_millis(20);
+/// at all, and it is still fifty times what they take on an idle machine.
+const MEDIAN: Duration = Duration::from_millis(50);
 /// How fast the bulk transfer's destination reads, at most: a burst of this many bytes
 /// every [`PAUSE`], 1 MiB/s. The destination is the slow end, so the bulk channel runs
 /// on its window with a backlog in the server the whole time the round trips run.
@@ -190,12 +194,14 @@ fn round_trips_are_not_held_up_behind_a_bulk_transfer() {
         "the bulk transfer moved only {during} bytes during the round trips"
     );
     assert!(
-        window_time > WORST * 5,
+        window_time > P95 * 5,
         "the bulk transfer ran too fast for the bound to mean anything: 2 MiB in {window_time:.2?}"
     );
     assert!(
         median < MEDIAN,
         "half the round trips took {median:.2?} or more"
     );
+    let p95 = times[ROUND_TRIPS * 95 / 100];
+    assert!(p95 < P95, "5 % of the round trips took {p95:.2?} or more");
     assert!(client.alive(), "the client died");
 }

@@ -18,8 +18,8 @@
 //! - leave the local terminal's settings exactly as they were before it started, after
 //!   each of those ways out (raw mode is undone).
 //!
-//! The client runs under util-linux's `setsid -c`, so the pseudo-terminal is its controlling terminal
-//! and resizes reach it as they would from a terminal emulator.
+//! The client runs under util-linux's `setsid -c`, so the pseudo-terminal is its
+//! controlling terminal and resizes reach it as they would from a terminal emulator.
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};

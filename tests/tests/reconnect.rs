@@ -9,6 +9,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -176,23 +177,24 @@ fn a_hanging_attempt_holds_up_nothing() {
     kill(&mut s.server);
     let silent = TcpListener::bind((Ipv4Addr::LOCALHOST, s.server_port))
         .expect("take the server's port for a silent listener");
-    let held = thread::spawn(move || {
-        // Hold every connection open, saying nothing, until the test ends.
+    let (accepted, attempts) = mpsc::channel();
+    // Holds every connection open, saying nothing, and reports each; it ends with the
+    // test process.
+    thread::spawn(move || {
         let mut streams = Vec::new();
-        for stream in silent.incoming() {
-            match stream {
-                Ok(stream) => streams.push(stream),
-                Err(_) => break,
-            }
-            if streams.len() >= 8 {
+        for stream in silent.incoming().flatten() {
+            streams.push(stream);
+            if accepted.send(()).is_err() {
                 break;
             }
         }
-        streams
     });
 
     // The first attempt starts 1 s after the loss and then hangs on the silent server.
-    thread::sleep(Duration::from_millis(2500));
+    attempts
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the client made no attempt to reconnect");
+    thread::sleep(Duration::from_millis(300));
     closed_at_once(s.local);
 
     let stopped = Instant::now();
@@ -212,5 +214,4 @@ fn a_hanging_attempt_holds_up_nothing() {
         output.contains("reconnecting in 1 s"),
         "the client did not say it would reconnect: {output}"
     );
-    drop(held);
 }

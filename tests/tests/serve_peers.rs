@@ -194,7 +194,7 @@ fn rekeyed(
 ) -> Result<String, String> {
     let note = result?;
     let from = bastion.login_since(mark)?;
-    match bastion.rekeys(&from) {
+    match bastion.rekeys(&from, mark) {
         0 => {
             let field = format!("from={from}");
             let text = fs::read_to_string(&bastion.log).unwrap_or_default();

@@ -11,8 +11,8 @@
 //! At most [`MAX_OUTSTANDING`] lookups are queued or running at once, for all the loop's
 //! connections together, and at most [`MAX_PER_CONNECTION`] for any one of them; past
 //! that a lookup is refused at once, so channel opens cannot queue unbounded work, and
-//! one client asking for names that never answer can hold only some of the workers. A lookup whose endpoint went away before a worker took it leaves
-//! the queue. Workers are never joined: one stuck in the system's resolver must not hold
+//! one client asking for names that never answer can hold only some of the workers. A
+//! lookup whose endpoint went away before a worker took it leaves the queue. Workers are never joined: one stuck in the system's resolver must not hold
 //! up the end of the loop or the exit of the process. Once the loop is gone each worker
 //! leaves the next time it looks at the queue.
 

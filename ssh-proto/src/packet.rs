@@ -184,6 +184,18 @@ impl Sealer {
         self.seal_padded(out, 0, fill)
     }
 
+    /// As [`Sealer::seal_with`], but `fill` may decline by returning false: then `out` is
+    /// as it was, the sequence number has not moved, and 0 is returned. This lets a
+    /// payload be read from elsewhere straight into the packet, and dropped when the
+    /// read gives nothing.
+    pub fn try_seal_with(
+        &mut self,
+        out: &mut Vec<u8>,
+        fill: impl FnOnce(&mut Vec<u8>) -> bool,
+    ) -> usize {
+        self.seal_inner(out, 0, fill)
+    }
+
     /// As [`Sealer::seal_with`], with padding that also rounds the packet up to a multiple
     /// of `round_to` bytes where 255 bytes of padding allow it, so that an observer cannot
     /// tell the length of a secret (a password) from the packet's length.
@@ -193,9 +205,24 @@ impl Sealer {
         round_to: usize,
         fill: impl FnOnce(&mut Vec<u8>),
     ) -> usize {
+        self.seal_inner(out, round_to, |out| {
+            fill(out);
+            true
+        })
+    }
+
+    fn seal_inner(
+        &mut self,
+        out: &mut Vec<u8>,
+        round_to: usize,
+        fill: impl FnOnce(&mut Vec<u8>) -> bool,
+    ) -> usize {
         let start = out.len();
         out.extend_from_slice(&[0; 5]);
-        fill(out);
+        if !fill(out) {
+            out.truncate(start);
+            return 0;
+        }
         let payload_len = out.len() - start - 5;
 
         let block = self.protection.block_len();
@@ -450,5 +477,27 @@ mod tests {
             };
             assert_eq!(range.len(), payload);
         }
+    }
+
+    #[test]
+    fn a_declined_fill_leaves_no_trace() {
+        let mut sealer = Sealer::plain();
+        let mut out = b"before".to_vec();
+        let n = sealer.try_seal_with(&mut out, |p| {
+            p.extend_from_slice(b"half a payload");
+            false
+        });
+        assert_eq!((n, out.as_slice(), sealer.seq), (0, &b"before"[..], 0));
+
+        let n = sealer.try_seal_with(&mut out, |p| {
+            p.extend_from_slice(b"payload");
+            true
+        });
+        assert_eq!((n, out.len(), sealer.seq), (n, 6 + n, 1));
+        let mut packet = out.split_off(6);
+        let Ok(Opened::Packet { payload, .. }) = Opener::plain().open(&mut packet) else {
+            panic!("the sealed packet did not open");
+        };
+        assert_eq!(&packet[payload], b"payload");
     }
 }

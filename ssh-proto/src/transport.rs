@@ -382,18 +382,36 @@ impl Transport {
     /// first, straight into the output buffer. During a key exchange the message is held
     /// and sent when new keys are in place (RFC 4253 section 7.1).
     pub fn send(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> Result<(), Error> {
+        self.try_send(|p| {
+            fill(p);
+            true
+        })
+        .map(drop)
+    }
+
+    /// As [`Transport::send`], but `fill` may decline by returning false, and then no
+    /// message is sent and nothing of what it appended stays. Returns whether a message
+    /// was sent (or held for after the key exchange).
+    pub fn try_send(&mut self, fill: impl FnOnce(&mut Vec<u8>) -> bool) -> Result<bool, Error> {
         self.check_open()?;
         if self.holding() {
             let at = self.held.len();
             self.held.put_u32(0);
-            fill(&mut self.held);
+            if !fill(&mut self.held) {
+                self.held.truncate(at);
+                return Ok(false);
+            }
             let len = (self.held.len() - at - 4) as u32;
             self.held[at..at + 4].copy_from_slice(&len.to_be_bytes());
-            return Ok(());
+            return Ok(true);
         }
-        self.seal(fill);
+        let n = self.sealer.try_seal_with(&mut self.out, fill);
+        if n == 0 {
+            return Ok(false);
+        }
+        self.sealed(n);
         self.maybe_rekey();
-        Ok(())
+        Ok(true)
     }
 
     /// Sends a message whose length would say something about a secret in it (a password,
@@ -408,9 +426,7 @@ impl Transport {
             return self.send(fill);
         }
         let n = self.sealer.seal_padded(&mut self.out, ROUND_TO, fill);
-        self.counters.sent(n);
-        self.stats.bytes_sent += n as u64;
-        self.stats.packets_sent += 1;
+        self.sealed(n);
         self.maybe_rekey();
         Ok(())
     }
@@ -584,6 +600,11 @@ impl Transport {
 
     fn seal(&mut self, fill: impl FnOnce(&mut Vec<u8>)) {
         let n = self.sealer.seal_with(&mut self.out, fill);
+        self.sealed(n);
+    }
+
+    /// Counts a packet of `n` bytes just sealed into the output.
+    fn sealed(&mut self, n: usize) {
         self.counters.sent(n);
         self.stats.bytes_sent += n as u64;
         self.stats.packets_sent += 1;

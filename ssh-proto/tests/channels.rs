@@ -299,6 +299,82 @@ fn a_stalled_reader_shuts_the_window_and_an_adjust_reopens_it() {
     );
 }
 
+/// `send_data_with` reads straight into the packet: a read gets no more room than the
+/// window and the maximum packet allow, data and stderr arrive as `send_data`'s would, and
+/// a read that gives nothing or fails sends nothing and takes nothing from the window.
+#[test]
+fn data_read_into_the_packet_arrives_and_an_empty_or_failed_read_sends_nothing() {
+    const WINDOW: usize = 64 << 10;
+    const PACKET: usize = 16 << 10;
+    let cfg = config(WINDOW as u32, WINDOW as u32, PACKET as u32);
+    let mut rig = Rig::new(Some(cfg), cfg);
+    let (c, s) = rig.session();
+
+    let t = &mut rig.pair.client.transport;
+    let read = rig
+        .client
+        .ch()
+        .send_data_with(t, c, false, usize::MAX, |buf| {
+            assert_eq!(buf.len(), PACKET, "room is the maximum packet");
+            buf[..5].copy_from_slice(b"hello");
+            Ok::<_, &str>(5)
+        })
+        .unwrap();
+    assert_eq!(read, Some(Ok(5)));
+    let read = rig
+        .client
+        .ch()
+        .send_data_with(t, c, true, 3, |buf| {
+            assert_eq!(buf.len(), 3, "room is what the caller allows");
+            buf.copy_from_slice(b"err");
+            Ok::<_, &str>(3)
+        })
+        .unwrap();
+    assert_eq!(read, Some(Ok(3)));
+    assert_eq!(rig.client.ch().window(c), PACKET);
+
+    let packets = t.stats().packets_sent;
+    let ch = rig.client.ch();
+    assert_eq!(
+        ch.send_data_with(t, c, false, 100, |_| Ok::<_, &str>(0))
+            .unwrap(),
+        Some(Ok(0))
+    );
+    assert_eq!(
+        ch.send_data_with(t, c, false, 100, |_| Err("broken"))
+            .unwrap(),
+        Some(Err("broken"))
+    );
+    assert_eq!(
+        ch.send_data_with(t, c, false, 0, |_| -> Result<usize, &str> {
+            panic!("no room")
+        })
+        .unwrap(),
+        None
+    );
+    assert!(matches!(
+        ch.send_data_with(t, c, false, 10, |_| Ok::<_, &str>(11)),
+        Err(Error::Misuse(_))
+    ));
+    assert_eq!(t.stats().packets_sent, packets, "nothing was sent");
+    rig.pump();
+    assert_eq!(rig.server.stdout[&s], b"hello");
+    assert_eq!(rig.server.stderr[&s], b"err");
+
+    // The window runs out: the last read gets what is left, then none is made.
+    let t = &mut rig.pair.client.transport;
+    let ch = rig.client.ch();
+    let mut sent = 8;
+    while let Some(read) = ch
+        .send_data_with(t, c, false, usize::MAX, |buf| Ok::<_, &str>(buf.len()))
+        .unwrap()
+    {
+        sent += read.unwrap();
+    }
+    assert_eq!(sent, WINDOW);
+    assert_eq!(ch.window(c), 0);
+}
+
 #[test]
 fn global_requests_and_replies() {
     use ssh_proto::connection::channels::OwnedGlobalRequest;

@@ -275,3 +275,39 @@ fn simulation_is_deterministic_from_its_seed() {
     };
     assert_eq!(run(), run());
 }
+
+/// A message whose `fill` declines leaves nothing behind, whether it would have been held
+/// for the key exchange or sealed at once, and the sequence numbers stay in step, so the
+/// messages around it arrive and open.
+#[test]
+fn a_declined_message_leaves_nothing_held_or_sealed() {
+    let provider = all_providers()[0];
+    let client = Arc::new(client_config(provider));
+    let server = Arc::new(server_config(provider));
+    let mut pair = Pair::new(client, server, 11, Cut::Whole);
+    let declined = |p: &mut Vec<u8>| {
+        p.extend_from_slice(&message(99, 500));
+        false
+    };
+    let kept = |n| {
+        move |p: &mut Vec<u8>| {
+            p.extend_from_slice(&message(n, 100));
+            true
+        }
+    };
+
+    let client = &mut pair.client.transport;
+    assert!(!client.try_send(declined).unwrap(), "held before the keys");
+    assert!(client.try_send(kept(1)).unwrap());
+    pair.handshake().unwrap();
+    pair.settle(1_000).unwrap();
+
+    let client = &mut pair.client.transport;
+    let packets = client.stats().packets_sent;
+    assert!(!client.try_send(declined).unwrap(), "sealed under the keys");
+    assert_eq!(client.pending_output(), 0);
+    assert_eq!(client.stats().packets_sent, packets);
+    assert!(client.try_send(kept(2)).unwrap());
+    pair.settle(1_000).unwrap();
+    assert_eq!(pair.server.received, [message(1, 100), message(2, 100)]);
+}

@@ -38,6 +38,9 @@ const INBOX_MAX: usize = 1024 * 1024;
 const PUMP_BUDGET: usize = 64;
 /// Output past which endpoints are not read until the socket takes some.
 const OUTPUT_HIGH: usize = 1024 * 1024;
+/// The most one read from an endpoint takes: one packet's payload at OpenSSH's maximum
+/// packet size, whatever larger size a peer allows.
+const MAX_READ: usize = 32 * 1024;
 
 /// Why a connection ended, for its log line.
 #[derive(Debug)]
@@ -79,7 +82,6 @@ pub(crate) struct Ctx<'a> {
     pub(crate) registry: &'a Registry,
     pub(crate) socks: &'a mut Slab<Sock>,
     pub(crate) now: Instant,
-    pub(crate) scratch: &'a mut [u8],
     /// This connection's index in the loop's table.
     pub(crate) index: usize,
     /// Deadlines of endpoints added during the call, for the loop's timer heap.
@@ -642,7 +644,6 @@ impl Core {
             return Ok(());
         };
         sock.up_eof = [true; 2];
-        sock.held.clear();
         // Without this, the channel's close would keep the endpoint as an orphan with
         // bytes to write and no events to write them on, for good.
         sock.discard_down();
@@ -721,36 +722,30 @@ impl Core {
                 self.sync_interest(ctx, i)?;
                 continue;
             }
-            if !sock.held.is_empty() {
-                let ext = sock.held_stream == Stream::Ext;
-                let took = channels.send_data(&mut self.transport, channel, ext, &sock.held)?;
-                sock.held.drain(..took);
-                packets += 1;
-                sent |= took > 0;
-                self.queue(i, sock);
-                self.sync_interest(ctx, i)?;
-                continue;
-            }
             let Some(stream) = Stream::BOTH
                 .into_iter()
                 .find(|&s| sock.ep.has_up(s) && !sock.up_eof[s as usize] && sock.ep.up_ready(s))
             else {
                 continue;
             };
-            let want = window.min(ctx.scratch.len());
-            match sock.ep.read(stream, &mut ctx.scratch[..want]) {
+            // The socket is read straight into the packet, so the data is not copied
+            // between the kernel and the cipher.
+            let ext = stream == Stream::Ext;
+            let max = window.min(MAX_READ);
+            let read = channels.send_data_with(&mut self.transport, channel, ext, max, |buf| {
+                sock.ep.read(stream, buf)
+            })?;
+            let Some(read) = read else {
+                // Nothing was read: the window and the transport were checked above.
+                self.sync_interest(ctx, i)?;
+                continue;
+            };
+            match read {
                 Ok(0) => {
                     sock.up_eof[stream as usize] = true;
                     self.maybe_eof(ctx, i)?;
                 }
-                Ok(n) => {
-                    let ext = stream == Stream::Ext;
-                    let took =
-                        channels.send_data(&mut self.transport, channel, ext, &ctx.scratch[..n])?;
-                    if took < n {
-                        sock.held.extend_from_slice(&ctx.scratch[took..n]);
-                        sock.held_stream = stream;
-                    }
+                Ok(_) => {
                     packets += 1;
                     sent = true;
                 }

@@ -49,9 +49,6 @@ use sock::{Phase, Sock};
 /// How long a drain after SIGINT or SIGTERM may take before every connection is cut.
 pub const DRAIN_TIME: Duration = Duration::from_secs(5);
 
-/// The size of one read from an endpoint: one full packet's payload.
-const SCRATCH: usize = 32 * 1024;
-
 /// What a token names, in its low bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -139,7 +136,6 @@ pub struct EventLoop {
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     /// Connections to serve this turn, in order.
     dirty: Vec<usize>,
-    scratch: Vec<u8>,
     signals: Option<Signals>,
     stop_flag: Arc<AtomicBool>,
     waker: Arc<Waker>,
@@ -202,7 +198,6 @@ impl EventLoop {
             listeners: Slab::new(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
-            scratch: vec![0; SCRATCH],
             signals,
             stop_flag: Arc::new(AtomicBool::new(false)),
             draining: None,
@@ -482,7 +477,6 @@ impl EventLoop {
             registry: &self.registry,
             socks: &mut self.socks,
             now: self.now,
-            scratch: &mut self.scratch,
             index: i,
             new_timers: Vec::new(),
         };
@@ -613,7 +607,6 @@ impl EventLoop {
                 registry: &self.registry,
                 socks: &mut self.socks,
                 now: self.now,
-                scratch: &mut self.scratch,
                 index: i,
                 new_timers: Vec::new(),
             };

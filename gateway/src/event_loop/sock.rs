@@ -51,9 +51,6 @@ pub(crate) struct Sock {
     /// The peer sent EOF: once `down` is written, the endpoint's write side is shut.
     pub(crate) down_eof: bool,
     pub(crate) down_shut: bool,
-    /// Read from the endpoint but not yet taken by the channel, and from which stream.
-    pub(crate) held: Vec<u8>,
-    pub(crate) held_stream: Stream,
     /// In its connection's queue of endpoints to read.
     pub(crate) queued: bool,
     /// The channel must not be closed when the streams end: something else still has to
@@ -90,8 +87,6 @@ impl Sock {
             down_pos: [0; 2],
             down_eof: false,
             down_shut: false,
-            held: Vec::new(),
-            held_stream: Stream::Data,
             queued: false,
             hold_close: false,
             close_sent: false,
@@ -108,10 +103,9 @@ impl Sock {
 
     /// Whether the endpoint has an up stream that may give data now.
     pub(crate) fn wants_read(&self) -> bool {
-        !self.held.is_empty()
-            || Stream::BOTH
-                .iter()
-                .any(|&s| self.ep.has_up(s) && !self.up_eof[s as usize] && self.ep.up_ready(s))
+        Stream::BOTH
+            .iter()
+            .any(|&s| self.ep.has_up(s) && !self.up_eof[s as usize] && self.ep.up_ready(s))
     }
 
     /// What the endpoint's socket should hear about from the poll now: reads while the
@@ -125,9 +119,6 @@ impl Sock {
     pub(crate) fn want(&self, window_open: impl FnOnce() -> bool) -> Want {
         match self.phase {
             Phase::Connecting { .. } => Want::CONNECT,
-            // Bytes held back from the channel do not turn reading off: they go with the
-            // next packet while the window is open, and a peer whose maximum packet is
-            // smaller than one read would otherwise flip the interest on every read.
             Phase::Open => Want {
                 read: !self.close_sent && !self.up_eof[Stream::Data as usize] && window_open(),
                 write: !self.down_shut && self.down_pending() > 0,
@@ -154,10 +145,9 @@ impl Sock {
 
     /// Whether every up stream has ended.
     pub(crate) fn up_done(&self) -> bool {
-        self.held.is_empty()
-            && Stream::BOTH
-                .iter()
-                .all(|&s| !self.ep.has_up(s) || self.up_eof[s as usize])
+        Stream::BOTH
+            .iter()
+            .all(|&s| !self.ep.has_up(s) || self.up_eof[s as usize])
     }
 
     /// Writes channel data to the endpoint: straight away while it is writable and

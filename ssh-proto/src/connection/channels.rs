@@ -1087,6 +1087,75 @@ impl Channels {
         stderr: bool,
         data: &[u8],
     ) -> Result<usize, Error> {
+        let Some((peer_id, n)) = self.room(transport, channel, data.len())? else {
+            return Ok(0);
+        };
+        let Some(chunk) = data.get(..n) else {
+            return Ok(0);
+        };
+        self.consume_window(channel, n)?;
+        transport.send(|p| {
+            put_data_header(p, peer_id, stderr);
+            p.put_string(chunk);
+        })?;
+        Ok(n)
+    }
+
+    /// As [`Channels::send_data`], but the data is written by `read` straight into the
+    /// packet, so it is never copied on its way out. `read` gets a buffer of at most
+    /// `max` bytes, as much as the window and the peer's maximum packet size allow, and
+    /// returns how many it filled.
+    ///
+    /// Returns `None` when `read` was not called: the window is shut, `max` is 0 or
+    /// [`Transport::can_send`] is false. Otherwise `read`'s own result: when that is an
+    /// error or 0 bytes, nothing is sent and the window is as it was.
+    pub fn send_data_with<E>(
+        &mut self,
+        transport: &mut Transport,
+        channel: u32,
+        stderr: bool,
+        max: usize,
+        read: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<Option<Result<usize, E>>, Error> {
+        let Some((peer_id, room)) = self.room(transport, channel, max)? else {
+            return Ok(None);
+        };
+        let mut got = Ok(0);
+        transport.try_send(|p| {
+            put_data_header(p, peer_id, stderr);
+            let at = p.len();
+            p.resize(at + 4 + room, 0);
+            got = read(&mut p[at + 4..]);
+            match got {
+                Ok(n) if n > 0 && n <= room => {
+                    p.truncate(at + 4 + n);
+                    // n is at most the peer's maximum packet size, a u32.
+                    p[at..at + 4].copy_from_slice(&(n as u32).to_be_bytes());
+                    true
+                }
+                _ => false,
+            }
+        })?;
+        match got {
+            Ok(n) if n > room => Err(Error::Misuse("a read said it filled more than its buffer")),
+            Ok(n) => {
+                if n > 0 {
+                    self.consume_window(channel, n)?;
+                }
+                Ok(Some(Ok(n)))
+            }
+            Err(e) => Ok(Some(Err(e))),
+        }
+    }
+
+    /// The peer's id for `channel` and how much of `want` bytes one data packet may carry
+    /// now, or `None` when it may carry none.
+    fn room(
+        &mut self,
+        transport: &Transport,
+        channel: u32,
+        want: usize,
+    ) -> Result<Option<(u32, usize)>, Error> {
         self.check_open(transport)?;
         let c = self.local_mut(channel)?;
         if !c.lifecycle().may_send_data() {
@@ -1094,34 +1163,23 @@ impl Channels {
                 "channel data on a channel not open, or after EOF or CLOSE",
             ));
         }
-        let state = &mut c.value;
-        let Some(send) = state.send.as_mut() else {
-            return Ok(0);
+        let state = &c.value;
+        let Some(send) = state.send.as_ref() else {
+            return Ok(None);
         };
-        if data.is_empty() || !transport.can_send() {
-            return Ok(0);
+        if want == 0 || !transport.can_send() {
+            return Ok(None);
         }
-        let n = send.next_chunk(data.len());
-        let Some(chunk) = data.get(..n) else {
-            return Ok(0);
-        };
-        if n == 0 {
-            return Ok(0);
+        let n = send.next_chunk(want);
+        Ok((n > 0).then_some((state.peer_id, n)))
+    }
+
+    /// Takes `n` bytes just sent on `channel` out of the peer's window.
+    fn consume_window(&mut self, channel: u32, n: usize) -> Result<(), Error> {
+        match self.local_mut(channel)?.value.send.as_mut() {
+            Some(send) => Ok(send.consume(n)?),
+            None => Ok(()),
         }
-        send.consume(n)?;
-        let peer_id = state.peer_id;
-        transport.send(|p| {
-            if stderr {
-                p.put_u8(MessageNumber::CHANNEL_EXTENDED_DATA.0);
-                p.put_u32(peer_id);
-                p.put_u32(ExtendedDataType::STDERR.0);
-            } else {
-                p.put_u8(MessageNumber::CHANNEL_DATA.0);
-                p.put_u32(peer_id);
-            }
-            p.put_string(chunk);
-        })?;
-        Ok(n)
     }
 
     /// What [`Channels::send_data`] could take on `channel` now, transport aside: the
@@ -1225,5 +1283,18 @@ impl Channels {
             self.events.clear();
         }
         e
+    }
+}
+
+/// Starts a CHANNEL_DATA message, or a CHANNEL_EXTENDED_DATA of type STDERR when
+/// `stderr` (RFC 4254 section 5.2): everything before the data's length.
+fn put_data_header(p: &mut Vec<u8>, peer_id: u32, stderr: bool) {
+    if stderr {
+        p.put_u8(MessageNumber::CHANNEL_EXTENDED_DATA.0);
+        p.put_u32(peer_id);
+        p.put_u32(ExtendedDataType::STDERR.0);
+    } else {
+        p.put_u8(MessageNumber::CHANNEL_DATA.0);
+        p.put_u32(peer_id);
     }
 }

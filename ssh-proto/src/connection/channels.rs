@@ -1087,13 +1087,13 @@ impl Channels {
         stderr: bool,
         data: &[u8],
     ) -> Result<usize, Error> {
-        let Some((peer_id, n)) = self.room(transport, channel, data.len())? else {
+        let Some((peer_id, n, send)) = self.room(transport, channel, data.len())? else {
             return Ok(0);
         };
         let Some(chunk) = data.get(..n) else {
             return Ok(0);
         };
-        self.consume_window(channel, n)?;
+        send.consume(n)?;
         transport.send(|p| {
             put_data_header(p, peer_id, stderr);
             p.put_string(chunk);
@@ -1117,7 +1117,7 @@ impl Channels {
         max: usize,
         read: impl FnOnce(&mut [u8]) -> Result<usize, E>,
     ) -> Result<Option<Result<usize, E>>, Error> {
-        let Some((peer_id, room)) = self.room(transport, channel, max)? else {
+        let Some((peer_id, room, send)) = self.room(transport, channel, max)? else {
             return Ok(None);
         };
         let mut got = Ok(0);
@@ -1139,23 +1139,21 @@ impl Channels {
         match got {
             Ok(n) if n > room => Err(Error::Misuse("a read said it filled more than its buffer")),
             Ok(n) => {
-                if n > 0 {
-                    self.consume_window(channel, n)?;
-                }
+                send.consume(n)?;
                 Ok(Some(Ok(n)))
             }
             Err(e) => Ok(Some(Err(e))),
         }
     }
 
-    /// The peer's id for `channel` and how much of `want` bytes one data packet may carry
-    /// now, or `None` when it may carry none.
+    /// The peer's id for `channel`, how much of `want` bytes one data packet may carry
+    /// now, and the peer's window to take them from; `None` when it may carry none.
     fn room(
         &mut self,
         transport: &Transport,
         channel: u32,
         want: usize,
-    ) -> Result<Option<(u32, usize)>, Error> {
+    ) -> Result<Option<(u32, usize, &mut SendWindow)>, Error> {
         self.check_open(transport)?;
         let c = self.local_mut(channel)?;
         if !c.lifecycle().may_send_data() {
@@ -1163,23 +1161,15 @@ impl Channels {
                 "channel data on a channel not open, or after EOF or CLOSE",
             ));
         }
-        let state = &c.value;
-        let Some(send) = state.send.as_ref() else {
+        let state = &mut c.value;
+        let Some(send) = state.send.as_mut() else {
             return Ok(None);
         };
         if want == 0 || !transport.can_send() {
             return Ok(None);
         }
         let n = send.next_chunk(want);
-        Ok((n > 0).then_some((state.peer_id, n)))
-    }
-
-    /// Takes `n` bytes just sent on `channel` out of the peer's window.
-    fn consume_window(&mut self, channel: u32, n: usize) -> Result<(), Error> {
-        match self.local_mut(channel)?.value.send.as_mut() {
-            Some(send) => Ok(send.consume(n)?),
-            None => Ok(()),
-        }
+        Ok((n > 0).then_some((state.peer_id, n, send)))
     }
 
     /// What [`Channels::send_data`] could take on `channel` now, transport aside: the
